@@ -1,0 +1,6 @@
+//! tmp
+#![forbid(unsafe_code)]
+mod encoding;
+mod error;
+pub use encoding::Encoding;
+pub use error::{Error, Result};
