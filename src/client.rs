@@ -1,0 +1,273 @@
+//! `Client`: connects to a server, optionally sends heartbeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{link_setters, LinkConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST, HEARTBEAT};
+use crate::connection::Connection;
+use crate::endpoint::Endpoint;
+use crate::link::sealed::Sealed;
+use crate::server::spawn;
+use crate::{monitor, net, Error, Link, Result};
+
+type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
+
+/// Configures and connects a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ts_tcpip::*;
+/// let server = OneClientServer::builder().start()?;
+/// let client = Client::builder()
+///     .host(LOCALHOST_IPV4)
+///     .port(server.port())
+///     .heartbeat(Some(Duration::from_secs(1)))
+///     .connect()?;
+/// assert!(client.connected());
+/// # Ok::<(), ts_tcpip::Error>(())
+/// ```
+#[must_use = "a builder does nothing until connect()"]
+pub struct ClientBuilder {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    heartbeat: Option<Duration>,
+    config: LinkConfig,
+    callback: Option<ClientCallback>,
+}
+
+impl ClientBuilder {
+    /// Server address: an IP address or a host name. Default:
+    /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST).
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.to_owned();
+        self
+    }
+
+    /// Server port; must be set (0 is refused by `connect`).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// How long `connect` tries. Default:
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) (10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// With `Some(period)`, a named thread writes
+    /// [`HEARTBEAT`](crate::HEARTBEAT) plus the terminator every `period`
+    /// while connected, for a read-loop server's heartbeat monitor.
+    /// Default: `None`.
+    pub fn heartbeat(mut self, period: Option<Duration>) -> Self {
+        self.heartbeat = period;
+        self
+    }
+
+    /// Called on its own thread with `true` on connecting and `false` when
+    /// the link ends, once per change, in order. A panic in it is logged;
+    /// it may call `close()`. Default: none.
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&Client, bool) + Send + 'static,
+    {
+        self.callback = Some(Box::new(callback));
+        self
+    }
+
+    /// How late, at most, a server that went away is noticed while bytes
+    /// wait unread or a read is running; idle, it is noticed at once.
+    /// `Duration::ZERO` starts no monitor. Default:
+    /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL) (100 ms).
+    pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {
+        self.config.monitor_interval = interval;
+        self
+    }
+
+    link_setters!(config);
+
+    /// Connects; returns once connected (Python's `start_task`). Nobody
+    /// listening is [`Error::Io`](crate::Error::Io) (connection refused),
+    /// a silent host [`Error::Io`](crate::Error::Io) (timed out).
+    pub fn connect(self) -> Result<Client> {
+        self.config.validate()?;
+        if self.port == 0 {
+            return Err(Error::InvalidArgument("the client needs a port".into()));
+        }
+        if self.heartbeat.is_some_and(|p| p.is_zero()) {
+            return Err(Error::InvalidArgument("the heartbeat period must be above zero".into()));
+        }
+        let stream = net::connect(&self.host, self.port, self.connect_timeout)?;
+        net::configure(&stream, &self.config)?;
+        let peer = stream.peer_addr()?;
+        let client = Client {
+            shared: Arc::new(Shared {
+                ep: Arc::new(Endpoint::new("Client", self.config)),
+                host: self.host,
+                port: self.port,
+            }),
+            owner: true,
+        };
+        // The callback thread first, so that it hears of the connection.
+        client.spawn_callback(self.callback)?;
+        // A fresh endpoint takes its first connection.
+        let _ = client.shared.ep.attach(Arc::new(Connection::new(stream, peer)), false);
+        client.spawn_threads(self.heartbeat)?;
+        Ok(client)
+    }
+}
+
+/// A TCP/IP client of a server. Share it between threads with `Arc`; the
+/// read and write methods are those of [`Link`]. Dropping it closes it.
+pub struct Client {
+    shared: Arc<Shared>,
+    /// False for the view handed to the callback, whose drop closes nothing.
+    owner: bool,
+}
+
+struct Shared {
+    ep: Arc<Endpoint>,
+    host: String,
+    port: u16,
+}
+
+impl Client {
+    /// A builder with every default.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            host: DEFAULT_LOCALHOST.to_owned(),
+            port: 0,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            heartbeat: None,
+            config: LinkConfig::default(),
+            callback: None,
+        }
+    }
+
+    /// A client that is closed from the start (Python's `host=""`): every
+    /// read and write fails with [`Error::NotConnected`]. A placeholder for
+    /// a field that has no connection yet.
+    pub fn closed() -> Client {
+        let ep = Endpoint::new("Client", LinkConfig::default());
+        ep.shut();
+        Client {
+            shared: Arc::new(Shared {
+                ep: Arc::new(ep),
+                host: String::new(),
+                port: 0,
+            }),
+            owner: true,
+        }
+    }
+
+    /// The server host it was given (empty for [`Client::closed`]).
+    pub fn host(&self) -> &str {
+        &self.shared.host
+    }
+
+    /// The server port it was given (0 for [`Client::closed`]).
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// Closes the connection, stops and joins every thread (waiting for a
+    /// running callback, which gets `false` if connected) and makes
+    /// `should_be_connected()` false. Idempotent; dropping does the same.
+    pub fn close(&self) {
+        self.shared.ep.set_should_be_connected(false);
+        self.basic_close();
+    }
+
+    /// As [`close`](Self::close), but leaves `should_be_connected()` as it
+    /// is, so an unexpected loss can still be told from a deliberate close.
+    pub fn basic_close(&self) {
+        let ep = &self.shared.ep;
+        if ep.shut() {
+            log::info!("{}: closing", ep.log_name);
+        }
+        ep.events.close_callback();
+        ep.join_threads();
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.ep.is_closed()
+    }
+
+    fn spawn_callback(&self, callback: Option<ClientCallback>) -> Result<()> {
+        let ep = &self.shared.ep;
+        if let Some(mut callback) = callback {
+            let view = Client {
+                shared: self.shared.clone(),
+                owner: false,
+            };
+            let name = format!("tcpip-callback {}", ep.name);
+            ep.add_thread(ep.events.start_callback(name, move |c| callback(&view, c))?);
+        }
+        Ok(())
+    }
+
+    fn spawn_threads(&self, heartbeat: Option<Duration>) -> Result<()> {
+        let ep = &self.shared.ep;
+        let interval = ep.config.monitor_interval;
+        if !interval.is_zero() {
+            let watched = ep.clone();
+            let name = format!("tcpip-monitor {}", ep.name);
+            ep.add_thread(spawn(name, move || monitor::run(&watched, interval))?);
+        }
+        if let Some(period) = heartbeat {
+            let beating = ep.clone();
+            let name = format!("tcpip-heartbeat {}", ep.name);
+            ep.add_thread(spawn(name, move || send_heartbeats(&beating, period))?);
+        }
+        Ok(())
+    }
+}
+
+/// Writes a heartbeat line every `period` while connected, until closed.
+fn send_heartbeats(ep: &Endpoint, period: Duration) {
+    loop {
+        let sent = ep.write_with(|conn, codec| {
+            conn.write_built(|buf| {
+                buf.extend_from_slice(HEARTBEAT);
+                buf.extend_from_slice(&codec.terminator);
+                Ok(())
+            })
+        });
+        if let Err(e) = sent {
+            log::debug!("{}: heartbeat not sent: {e}", ep.log_name);
+        }
+        if ep.wait_closed(period) {
+            return;
+        }
+    }
+}
+
+impl Sealed for Client {
+    fn endpoint(&self) -> &Endpoint {
+        &self.shared.ep
+    }
+}
+
+impl Link for Client {}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.owner {
+            self.close();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.shared.ep.name)
+            .field("host", &self.shared.host)
+            .field("port", &self.shared.port)
+            .field("connected", &self.connected())
+            .finish()
+    }
+}

@@ -1,0 +1,303 @@
+//! The read and write API both sides share (Python's `BaseClientOrServer`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::check_terminator;
+use crate::endpoint::{Codec, Endpoint};
+use crate::{BinaryStruct, ConnectionEvent, Encoding, Error, Result, Stats};
+
+pub(crate) mod sealed {
+    /// Keeps [`Link`](super::Link) implemented by this crate's types only.
+    pub trait Sealed {
+        fn endpoint(&self) -> &super::Endpoint;
+    }
+}
+
+/// Reads, writes and connection state of one side of a link: implemented
+/// by [`OneClientServer`](crate::OneClientServer) and
+/// [`Client`](crate::Client), so code written against `&impl Link` works on
+/// either end. `use ts_tcpip::*` brings it into scope.
+///
+/// Every method takes `&self`: one thread may read while others write
+/// (each write call reaches the wire whole, never interleaved with
+/// another). Reads and writes on a side with no peer fail at once with
+/// [`Error::NotConnected`]. A connection error (see
+/// [`Error::is_connection_error`]) ends the connection: the connect
+/// callback and [`events`](Link::events) hear of it.
+///
+/// ```
+/// use ts_tcpip::*;
+/// let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
+/// let client = Client::builder().host(LOCALHOST_IPV4).port(server.port()).connect()?;
+/// server.wait_connected(std::time::Duration::from_secs(5))?;
+/// client.write_str("ping")?;
+/// assert_eq!(server.read_str()?, "ping");
+/// server.write_json(&serde_json::json!({"pong": 1}))?;
+/// let reply: serde_json::Value = client.read_json()?;
+/// assert_eq!(reply["pong"], 1);
+/// # Ok::<(), ts_tcpip::Error>(())
+/// ```
+pub trait Link: sealed::Sealed {
+    /// The name given to the builder, used in log messages.
+    fn name(&self) -> &str {
+        &self.endpoint().name
+    }
+
+    /// True while a peer is connected. Bytes received and not yet read
+    /// keep the link connected even after the peer closed; the disconnect
+    /// is reported once they are read.
+    fn connected(&self) -> bool {
+        self.endpoint().connected()
+    }
+
+    /// True from connecting until this side closes on purpose
+    /// (`close`, `close_client`); a peer that went away leaves it true,
+    /// which is how "unexpectedly lost" is told apart (Python's
+    /// `should_be_connected`).
+    fn should_be_connected(&self) -> bool {
+        self.endpoint().should_be_connected()
+    }
+
+    /// The connected peer's address.
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.endpoint().current().ok().map(|c| c.peer())
+    }
+
+    /// A receiver of every later change of connection state, in order,
+    /// beside the connect callback; each call makes a new receiver. A
+    /// control loop can `select!` on it with its own channels.
+    fn events(&self) -> Receiver<ConnectionEvent> {
+        self.endpoint().events.subscribe()
+    }
+
+    /// Traffic counters since start (relaxed atomics: no lock, no cost).
+    fn stats(&self) -> Stats {
+        self.endpoint().counters.snapshot()
+    }
+
+    /// The encoding of `read_str`, `write_str` and JSON.
+    fn encoding(&self) -> Encoding {
+        self.endpoint().codec().encoding
+    }
+
+    /// Changes the encoding; reads and writes already running keep the old.
+    fn set_encoding(&self, encoding: Encoding) {
+        self.endpoint().set_codec(|c| Codec {
+            encoding,
+            terminator: c.terminator.clone(),
+        });
+    }
+
+    /// The terminator of `read_str`, `write_str` and JSON.
+    fn terminator(&self) -> Vec<u8> {
+        self.endpoint().codec().terminator.clone()
+    }
+
+    /// Changes the terminator; an empty one is [`Error::InvalidArgument`].
+    fn set_terminator(&self, terminator: impl Into<Vec<u8>>) -> Result<()> {
+        let terminator = terminator.into();
+        check_terminator(&terminator)?;
+        self.endpoint().set_codec(|c| Codec {
+            encoding: c.encoding,
+            terminator,
+        });
+        Ok(())
+    }
+
+    /// Bounds how long a read waits; `None` waits for ever. A read that
+    /// times out fails with [`Error::Timeout`], consumes nothing and
+    /// leaves the connection open. Applies to later connections too,
+    /// until changed; zero means the shortest wait the socket allows.
+    fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.endpoint().set_read_timeout(timeout);
+    }
+
+    /// Bounds how long a write waits for the peer to take the data. With
+    /// nothing sent it fails with [`Error::Timeout`]; if part of the frame
+    /// went out the stream can no longer be trusted, so the connection is
+    /// closed and the error is [`Error::ConnectionLost`].
+    fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.endpoint().set_write_timeout(timeout);
+    }
+
+    /// Reads up to `n` bytes: what is buffered, else what one socket read
+    /// brings. Empty at end of file, which also ends the connection.
+    fn read(&self, n: usize) -> Result<Vec<u8>> {
+        self.endpoint().read_with(true, false, |r, src, _| r.read_some(src, n))
+    }
+
+    /// Reads until the peer closes and returns all of it (Python's
+    /// `read(-1)`); the connection then ends.
+    fn read_to_end(&self) -> Result<Vec<u8>> {
+        self.endpoint().read_with(true, false, |r, src, _| r.read_to_end(src))
+    }
+
+    /// Reads exactly `n` bytes (Python's `readexactly`). End of file first
+    /// is [`Error::IncompleteRead`] with the bytes that came.
+    fn read_exact(&self, n: usize) -> Result<Vec<u8>> {
+        self.endpoint().read_with(true, true, |r, src, _| r.read_exact(src, n))
+    }
+
+    /// Reads through the next `b"\n"` (Python's `readline`). At end of file
+    /// returns the partial line (empty if nothing was left).
+    fn read_line(&self) -> Result<Vec<u8>> {
+        let limit = self.endpoint().config.read_limit;
+        self.endpoint()
+            .read_with(true, true, |r, src, _| r.read_line(src, limit).map(<[u8]>::to_vec))
+    }
+
+    /// Reads through the next `sep`, which is included (Python's
+    /// `readuntil`). [`Error::LimitOverrun`] if `sep` does not start within
+    /// the read limit (nothing consumed); [`Error::IncompleteRead`] at end
+    /// of file.
+    fn read_until(&self, sep: &[u8]) -> Result<Vec<u8>> {
+        check_terminator(sep)?;
+        let limit = self.endpoint().config.read_limit;
+        self.endpoint()
+            .read_with(true, true, |r, src, _| r.read_until(src, sep, limit).map(<[u8]>::to_vec))
+    }
+
+    /// Reads through the terminator, strips it and decodes the rest
+    /// strictly. Undecodable bytes are [`Error::Decode`] with the bytes.
+    fn read_str(&self) -> Result<String> {
+        let limit = self.endpoint().config.read_limit;
+        self.endpoint().read_with(true, true, |r, src, codec| {
+            let frame = r.read_until(src, &codec.terminator, limit)?;
+            codec.encoding.decode(strip(frame, codec))
+        })
+    }
+
+    /// Reads a line as `read_str` does and parses it as JSON. Invalid JSON
+    /// is [`Error::Json`], whose message holds the line. Numbers decode as
+    /// written (floats correctly rounded); `NaN` and `Infinity`, which
+    /// Python's `json.dumps` can write, are not JSON and are refused.
+    fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
+        let limit = self.endpoint().config.read_limit;
+        self.endpoint().read_with(true, true, |r, src, codec| {
+            parse_json(r.read_until(src, &codec.terminator, limit)?, codec)
+        })
+    }
+
+    /// Reads exactly `value.size()` bytes into `value` (Python's
+    /// `read_into`).
+    fn read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<()> {
+        let size = value.size();
+        self.endpoint()
+            .read_with(true, true, |r, src, _| value.decode(r.read_exact_ref(src, size)?))
+    }
+
+    /// `read_str` without waiting: a line if one has arrived whole, else
+    /// `None` at once, keeping any partial line for later.
+    fn try_read_str(&self) -> Result<Option<String>> {
+        let limit = self.endpoint().config.read_limit;
+        optional(self.endpoint().read_with(false, true, |r, src, codec| {
+            let frame = r.read_until(src, &codec.terminator, limit)?;
+            codec.encoding.decode(strip(frame, codec))
+        }))
+    }
+
+    /// `read_json` without waiting: a value if its line has arrived whole,
+    /// else `None` at once, keeping any partial line for later.
+    fn try_read_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let limit = self.endpoint().config.read_limit;
+        optional(self.endpoint().read_with(false, true, |r, src, codec| {
+            parse_json(r.read_until(src, &codec.terminator, limit)?, codec)
+        }))
+    }
+
+    /// `read_into` without waiting: true if the whole struct had arrived,
+    /// else false at once, keeping the partial bytes for later.
+    fn try_read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<bool> {
+        let size = value.size();
+        let read = self
+            .endpoint()
+            .read_with(false, true, |r, src, _| value.decode(r.read_exact_ref(src, size)?));
+        optional(read).map(|done| done.is_some())
+    }
+
+    /// Writes `data` as it is.
+    fn write(&self, data: &[u8]) -> Result<()> {
+        self.endpoint().write_with(|conn, _| conn.write_slice(data))
+    }
+
+    /// Writes every item, back to back, in one write (Python's
+    /// `writelines`).
+    fn write_lines<I>(&self, lines: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.endpoint().write_with(|conn, _| {
+            conn.write_built(|buf| {
+                lines.into_iter().for_each(|l| buf.extend_from_slice(l.as_ref()));
+                Ok(())
+            })
+        })
+    }
+
+    /// Writes each struct's bytes, back to back, in one write (Python's
+    /// `write_from`).
+    fn write_from(&self, structs: &[&dyn BinaryStruct]) -> Result<()> {
+        self.endpoint().write_with(|conn, _| {
+            conn.write_built(|buf| {
+                structs.iter().for_each(|s| s.encode(buf));
+                Ok(())
+            })
+        })
+    }
+
+    /// Encodes `line` strictly, appends the terminator and writes both in
+    /// one write. Text the encoding cannot hold is [`Error::Encode`], and
+    /// nothing is sent.
+    fn write_str(&self, line: &str) -> Result<()> {
+        self.endpoint().write_with(|conn, codec| {
+            conn.write_built(|buf| {
+                codec.encoding.encode_into(line, buf)?;
+                buf.extend_from_slice(&codec.terminator);
+                Ok(())
+            })
+        })
+    }
+
+    /// Writes `value` as compact JSON text plus the terminator.
+    fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.endpoint().write_with(|conn, codec| {
+            conn.write_built(|buf| {
+                if codec.encoding == Encoding::Utf8 {
+                    serde_json::to_writer(&mut *buf, value).map_err(Error::Serialize)?;
+                } else {
+                    let text = serde_json::to_string(value).map_err(Error::Serialize)?;
+                    codec.encoding.encode_into(&text, buf)?;
+                }
+                buf.extend_from_slice(&codec.terminator);
+                Ok(())
+            })
+        })
+    }
+}
+
+fn strip<'a>(frame: &'a [u8], codec: &Codec) -> &'a [u8] {
+    &frame[..frame.len() - codec.terminator.len()]
+}
+
+fn parse_json<T: DeserializeOwned>(frame: &[u8], codec: &Codec) -> Result<T> {
+    let text = codec.encoding.decode_cow(strip(frame, codec))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        line: text.into_owned(),
+        source,
+    })
+}
+
+/// A `try_` read: "nothing complete yet" is `None`, not an error.
+fn optional<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,61 @@
+//! The monitor thread: notices a peer that went away while nobody reads.
+//!
+//! It waits on the socket itself (a blocking peek, which consumes nothing
+//! and does not disturb a reader on another thread), so an idle link costs
+//! nothing and a closed one is noticed as soon as the end of file arrives.
+//! While bytes are waiting unread, or a reader is busy, there is nothing to
+//! notice yet: the monitor looks again after `monitor_connection_interval`,
+//! which therefore bounds how late a disconnect is noticed on a busy link.
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::connection::Connection;
+use crate::endpoint::Endpoint;
+use crate::events::DisconnectReason;
+use crate::net::{self, Peek};
+
+/// Watches each connection of `ep` in turn until `ep` is closed.
+pub(crate) fn run(ep: &Endpoint, interval: Duration) {
+    let mut seen = 0;
+    while let Some((conn, generation)) = ep.next_connection(seen) {
+        seen = generation;
+        watch(ep, &conn, interval);
+    }
+}
+
+/// Returns once `conn` is no longer the endpoint's connection.
+fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
+    loop {
+        let started = Instant::now();
+        let peeked = net::peek_wait(conn.stream());
+        if conn.is_closing() {
+            return;
+        }
+        match peeked {
+            Ok(Peek::Eof) if conn.is_dead() => {
+                ep.detach(conn, DisconnectReason::PeerClosed);
+                return;
+            }
+            // Unread bytes, or a reader that will meet the end of file
+            // itself: look again later.
+            Ok(_) => {}
+            // The socket's read timeout cut the wait short. Waiting again
+            // at once is right unless that timeout is tiny: then pace it.
+            Err(e) if is_retry(e.kind()) && started.elapsed() >= Duration::from_millis(1) => continue,
+            Err(e) if is_retry(e.kind()) => {}
+            Err(e) => {
+                ep.detach(conn, DisconnectReason::Error(e.to_string()));
+                return;
+            }
+        }
+        if !ep.wait_while_current(conn, interval) {
+            return;
+        }
+    }
+}
+
+fn is_retry(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted)
+}

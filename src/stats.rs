@@ -1,0 +1,62 @@
+//! Traffic counters: relaxed atomics, no lock on any path.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of a link's counters since it was started.
+///
+/// ```
+/// # use ts_tcpip::*;
+/// let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
+/// assert_eq!(server.stats().connections_accepted, 0);
+/// # Ok::<(), ts_tcpip::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Bytes received from the socket (read or still buffered).
+    pub bytes_read: u64,
+    /// Bytes handed to the socket by successful writes.
+    pub bytes_written: u64,
+    /// Frames returned by the frame reads (`read_str`, `read_json`,
+    /// `read_into`, `read_until`, `read_line`, `read_exact` and the `try_`
+    /// forms).
+    pub frames_read: u64,
+    /// Successful write calls (each call is one frame on the wire).
+    pub frames_written: u64,
+    /// Connections taken as the peer (a client's successful connects).
+    pub connections_accepted: u64,
+    /// Connections turned away because a peer was already connected.
+    pub connections_rejected: u64,
+    /// Times a connected peer went away, for whatever reason.
+    pub disconnects: u64,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) frames_read: AtomicU64,
+    pub(crate) frames_written: AtomicU64,
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) connections_rejected: AtomicU64,
+    pub(crate) disconnects: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            bytes_read: self.bytes_read.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            frames_read: self.frames_read.load(Relaxed),
+            frames_written: self.frames_written.load(Relaxed),
+            connections_accepted: self.connections_accepted.load(Relaxed),
+            connections_rejected: self.connections_rejected.load(Relaxed),
+            disconnects: self.disconnects.load(Relaxed),
+        }
+    }
+}
