@@ -228,6 +228,10 @@ impl OneClientServer {
         self.shared.ep.is_closed()
     }
 
+    pub(crate) fn endpoint_arc(&self) -> Arc<Endpoint> {
+        self.shared.ep.clone()
+    }
+
     fn spawn_threads(&self, callback: Option<ServerCallback>) -> Result<()> {
         let ep = &self.shared.ep;
         if let Some(mut callback) = callback {
