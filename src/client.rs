@@ -8,6 +8,7 @@ use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::link::sealed::Sealed;
 use crate::server::spawn;
+use crate::reconnect::{self, Backoff, Target};
 use crate::{monitor, net, Error, Link, Result};
 
 type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
@@ -32,6 +33,7 @@ pub struct ClientBuilder {
     port: u16,
     connect_timeout: Duration,
     heartbeat: Option<Duration>,
+    reconnect: Option<Backoff>,
     config: LinkConfig,
     callback: Option<ClientCallback>,
 }
@@ -63,6 +65,17 @@ impl ClientBuilder {
     /// Default: `None`.
     pub fn heartbeat(mut self, period: Option<Duration>) -> Self {
         self.heartbeat = period;
+        self
+    }
+
+    /// After the link drops, a named thread connects again, backing off
+    /// as `backoff` says, until it succeeds or the client is closed; the
+    /// callback and `events()` hear of each change. While down, reads and
+    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it
+    /// (waiting for an attempt in progress, at most the connect timeout).
+    /// The first `connect()` still fails if nobody listens. Default: off.
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
         self
     }
 
@@ -115,6 +128,17 @@ impl ClientBuilder {
         // A fresh endpoint takes its first connection.
         let _ = client.shared.ep.attach(Arc::new(Connection::new(stream, peer)), false);
         client.spawn_threads(self.heartbeat)?;
+        if let Some(backoff) = self.reconnect {
+            let ep = client.shared.ep.clone();
+            let target = Target {
+                host: client.shared.host.clone(),
+                port: client.shared.port,
+                connect_timeout: self.connect_timeout,
+            };
+            let name = format!("tcpip-reconnect {}", ep.name);
+            let handle = spawn(name, move || reconnect::run(&ep, &target, backoff))?;
+            client.shared.ep.add_thread(handle);
+        }
         Ok(client)
     }
 }
@@ -141,6 +165,7 @@ impl Client {
             port: 0,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: None,
+            reconnect: None,
             config: LinkConfig::default(),
             callback: None,
         }

@@ -235,6 +235,16 @@ impl Endpoint {
         current(&slot)
     }
 
+    /// Waits until there is no connection; true if that is because the
+    /// endpoint is closed.
+    pub(crate) fn wait_disconnected(&self) -> bool {
+        let mut slot = self.slot.lock();
+        while slot.conn.is_some() && !slot.closed {
+            self.changed.wait(&mut slot);
+        }
+        slot.closed
+    }
+
     /// Waits up to `timeout` unless the endpoint is closed first. True if
     /// it is closed.
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {

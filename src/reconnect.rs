@@ -1,0 +1,115 @@
+//! Reconnecting a client whose link dropped: exponential backoff with
+//! jitter, on a thread of its own, until it succeeds or the client closes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::connection::Connection;
+use crate::endpoint::Endpoint;
+use crate::net;
+
+/// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
+/// paces its attempts: the first comes at once, then the wait doubles from
+/// `initial` up to `max`. Each wait is drawn between half and all of its
+/// nominal length, so that many clients of one server do not return in
+/// step.
+///
+/// ```
+/// use std::time::Duration;
+/// use ts_tcpip::Backoff;
+/// let backoff = Backoff { initial: Duration::from_millis(50), ..Backoff::default() };
+/// assert_eq!(backoff.max, Duration::from_secs(5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait after a failed attempt. Default: 100 ms.
+    pub initial: Duration,
+    /// The longest wait. Default: 5 s.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where and how to connect again.
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) connect_timeout: Duration,
+}
+
+/// Runs until the endpoint is closed: each time the link drops, connects
+/// again, backing off between failed attempts.
+pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
+    let mut rng = Jitter::seeded();
+    while !ep.wait_disconnected() {
+        let mut wait = backoff.initial;
+        while !attempt(ep, target) {
+            if ep.wait_closed(rng.draw(wait)) {
+                return;
+            }
+            wait = (wait * 2).min(backoff.max);
+        }
+    }
+}
+
+/// One connection attempt; true if the link is up again (or closed).
+fn attempt(ep: &Endpoint, target: &Target) -> bool {
+    let connected = net::connect(&target.host, target.port, target.connect_timeout).and_then(|stream| {
+        net::configure(&stream, &ep.config)?;
+        let peer = stream.peer_addr()?;
+        Ok(Connection::new(stream, peer))
+    });
+    match connected {
+        // Refused only once closed, which ends the loop too.
+        Ok(conn) => {
+            let _ = ep.attach(Arc::new(conn), false);
+            true
+        }
+        Err(e) => {
+            log::debug!("{}: reconnect to {}:{} failed: {e}", ep.log_name, target.host, target.port);
+            ep.is_closed()
+        }
+    }
+}
+
+/// A small xorshift generator: jitter needs spread, not cryptography, and
+/// not a dependency.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Jitter {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Jitter(nanos | 1)
+    }
+
+    /// A duration between half of `nominal` and all of it.
+    fn draw(&mut self, nominal: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let fraction = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+        nominal.mul_f64(0.5 + 0.5 * fraction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_wait() {
+        let mut rng = Jitter::seeded();
+        let nominal = Duration::from_millis(100);
+        for _ in 0..1000 {
+            let d = rng.draw(nominal);
+            assert!(d >= nominal / 2 && d <= nominal, "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Shared helpers for the integration tests: a watchdog that turns a hang
+//! into a failure, generous bounds, a log capture, and a raw `std::net`
+//! peer for the crate's server.
+#![allow(dead_code)]
+
+use std::borrow::BorrowMut;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use ts_tcpip::OneClientServer;
+
+/// A generous bound for things that must happen (a connect, a line, an
+/// EOF). Never a measure of speed: only "it did not hang".
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Kills the test process if dropped too late: see [`watchdog`].
+#[must_use = "the watchdog is disarmed when this guard is dropped"]
+pub struct Watchdog {
+    disarm: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts a watchdog for the calling test: unless the returned guard is
+/// dropped within `limit`, it prints which test hung and exits the process
+/// with status 101, so a hang fails CI instead of blocking it.
+///
+/// Bind it first (`let _w = watchdog(..);`) so it is dropped last, after
+/// the servers and clients whose closing could hang.
+pub fn watchdog(limit: Duration) -> Watchdog {
+    let test = thread::current().name().unwrap_or("<unnamed test>").to_owned();
+    let (disarm, armed) = crossbeam_channel::bounded::<()>(1);
+    let thread = thread::Builder::new()
+        .name(format!("watchdog {test}"))
+        .spawn(move || {
+            // Dropping the sender disconnects the channel: the test ended.
+            if let Err(RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+                eprintln!("\nwatchdog: test `{test}` still running after {limit:?}: aborting the test process");
+                std::process::exit(101);
+            }
+        })
+        .expect("spawn the watchdog thread");
+    Watchdog {
+        disarm: Some(disarm),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.disarm.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Installs a logger (once per test process) that keeps every record's
+/// text for [`logged`] and echoes it to stderr when `TS_TCPIP_TEST_LOG` is
+/// set. No extra dependency: `log` is one of the crate's.
+pub fn init_log() {
+    static LOGGER: Capture = Capture;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+}
+
+/// True if a record logged since [`init_log`] contains every one of
+/// `needles` (records of every test in the process are kept: put a unique
+/// name, such as the server's, among the needles).
+pub fn logged(needles: &[&str]) -> bool {
+    records()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|r| needles.iter().all(|n| r.contains(n)))
+}
+
+fn records() -> &'static Mutex<Vec<String>> {
+    static RECORDS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    RECORDS.get_or_init(Mutex::default)
+}
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        if std::env::var_os("TS_TCPIP_TEST_LOG").is_some() {
+            eprintln!("{line}");
+        }
+        records().lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+/// The address a client should dial to reach `server`: its first listening
+/// address, with an unspecified IP (any_host) replaced by loopback.
+pub fn dial_addr(server: &OneClientServer) -> SocketAddr {
+    loopback(server.local_addrs()[0])
+}
+
+/// `addr` with an unspecified IP replaced by the loopback of its family.
+pub fn loopback(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip: IpAddr = match addr {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        };
+        addr.set_ip(ip);
+    }
+    addr
+}
+
+/// A raw `std::net` peer connected to `server` (its first local address),
+/// with read and write timeouts of [`WAIT`] so that no read hangs.
+pub fn raw_client(server: &OneClientServer) -> TcpStream {
+    raw_connect(dial_addr(server))
+}
+
+/// A raw `std::net` peer connected to `addr`, timeouts [`WAIT`].
+pub fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
+    stream.set_write_timeout(Some(WAIT)).expect("set_write_timeout");
+    stream
+}
+
+/// Panics unless the next read on `stream` finds the connection closed
+/// within [`WAIT`]: end of file, as the spec wants (a reset is accepted as
+/// closed too, with a note). Takes the stream by value or by `&mut`.
+#[track_caller]
+pub fn expect_eof(mut stream: impl BorrowMut<TcpStream>) {
+    let stream = stream.borrow_mut();
+    stream.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("expected end of file, got {n} bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+            eprintln!("note: connection reset instead of a clean end of file: {e}");
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("no end of file within {WAIT:?}")
+        }
+        Err(e) => panic!("expected end of file, got {e}"),
+    }
+}
+
+/// Writes `line` plus `\r\n` (the default terminator) on a raw peer.
+pub fn send_line(stream: &mut TcpStream, line: &str) {
+    stream.write_all(format!("{line}\r\n").as_bytes()).expect("raw write");
+}
+
+/// Reads one `\r\n`-terminated line from a raw peer (within [`WAIT`]) and
+/// returns it without the terminator. Reads byte by byte so nothing past
+/// the line is taken from the socket; use a `BufReader` for bulk.
+#[track_caller]
+pub fn recv_line(stream: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => panic!("end of file after {:?}", String::from_utf8_lossy(&line)),
+            Ok(_) => line.push(byte[0]),
+            Err(e) => panic!("raw read after {:?}: {e}", String::from_utf8_lossy(&line)),
+        }
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).expect("utf-8 line")
+}
+
+/// Reads `\r\n`-terminated lines from a buffered raw peer.
+#[track_caller]
+pub fn recv_buffered_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    let n = reader.read_line(&mut line).expect("raw read_line");
+    assert!(n > 0, "end of file");
+    assert!(line.ends_with("\r\n"), "partial line at end of file: {line:?}");
+    line.truncate(line.len() - 2);
+    line
+}
