@@ -365,4 +365,44 @@ mod tests {
             assert_eq!(r.read_until(&mut src, sep, 100).expect("frame"), b"aXYZZbXYZZY");
         }
     }
+
+    proptest::proptest! {
+        /// Any split of the stream, with a timeout (`WouldBlock`) between
+        /// any two chunks as a `try_` read meets it, gives the same frames
+        /// as the whole stream read at once: nothing is lost or doubled.
+        #[test]
+        fn any_split_and_any_timeouts_give_the_same_frames(
+            lines in proptest::collection::vec("[a-z ]{0,12}", 1..8),
+            cuts in proptest::collection::vec(1usize..9, 1..40),
+            stalls in proptest::collection::vec(proptest::bool::ANY, 40),
+            sep in "(\\r\\n|\\n|XYZZY|;)",
+        ) {
+            let stream: Vec<u8> = lines.iter().flat_map(|l| [l.as_bytes(), sep.as_bytes()].concat()).collect();
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            for (i, cut) in cuts.iter().cycle().enumerate() {
+                if at >= stream.len() {
+                    break;
+                }
+                let end = (at + cut).min(stream.len());
+                chunks.push(Some(&stream[at..end]));
+                if stalls[i % stalls.len()] {
+                    chunks.push(None);
+                }
+                at = end;
+            }
+            let mut src = Chunks::new(&chunks);
+            let mut r = FrameReader::new();
+            let mut got = Vec::new();
+            while got.len() < lines.len() {
+                match r.read_until(&mut src, sep.as_bytes(), 100) {
+                    Ok(frame) => got.push(frame.to_vec()),
+                    Err(Error::Timeout) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let want: Vec<Vec<u8>> = lines.iter().map(|l| [l.as_bytes(), sep.as_bytes()].concat()).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
