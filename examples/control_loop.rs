@@ -31,7 +31,10 @@ fn start_controller(port: u16) -> Result<OneClientReadLoopServer> {
         .name("controller")
         .start(|server: &OneClientReadLoopServer| {
             let cmd: Command = server.read_json()?;
-            server.write_json(&Reply { seq: cmd.seq, position: cmd.demand * 0.5 })
+            server.write_json(&Reply {
+                seq: cmd.seq,
+                position: cmd.demand * 0.5,
+            })
         })
 }
 
@@ -41,7 +44,10 @@ fn main() -> Result<()> {
     let client = Client::builder()
         .port(port)
         .name("loop")
-        .reconnect(Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(200) })
+        .reconnect(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        })
         .connect()?;
     let events = client.events();
     let ticks = tick(Duration::from_millis(10));
@@ -71,10 +77,15 @@ fn main() -> Result<()> {
             println!("{:>6.3} s  stopping the controller", t.as_secs_f64());
             controller = None;
         } else if t >= Duration::from_millis(1500) && controller.is_none() {
-            println!("{:>6.3} s  restarting the controller on port {port}", t.as_secs_f64());
+            println!(
+                "{:>6.3} s  restarting the controller on port {port}",
+                t.as_secs_f64()
+            );
             controller = Some(start_controller(port)?);
         }
     }
-    println!("ticks: {seq}, commands sent: {sent}, replies: {replies}, skipped while down: {skipped}");
+    println!(
+        "ticks: {seq}, commands sent: {sent}, replies: {replies}, skipped while down: {skipped}"
+    );
     Ok(())
 }

@@ -16,7 +16,11 @@ binary_struct! {
 }
 
 fn demo_struct(server: &OneClientServer, client: &Client) -> Result<()> {
-    let sent = Telemetry { flag: true, counter: 7, position: [1.5, -2.25, 1e3] };
+    let sent = Telemetry {
+        flag: true,
+        counter: 7,
+        position: [1.5, -2.25, 1e3],
+    };
     server.write_from(&[&sent])?;
     let mut got = Telemetry::default();
     client.read_into(&mut got)?;
@@ -53,7 +57,9 @@ fn main() -> Result<()> {
 
     let events = server.events();
     client.close();
-    let event = events.recv_timeout(Duration::from_secs(5)).expect("the server notices");
+    let event = events
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server notices");
     println!("server event: {event:?}");
     let stats = server.stats();
     println!(

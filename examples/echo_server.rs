@@ -44,7 +44,11 @@ fn parse_args() -> std::result::Result<Options, String> {
 
 /// `\r`, `\n`, `\t` and `\\` as a shell cannot easily pass them.
 fn unescape(text: &str) -> Vec<u8> {
-    text.replace("\\r", "\r").replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\").into_bytes()
+    text.replace("\\r", "\r")
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\\\", "\\")
+        .into_bytes()
 }
 
 fn main() -> ExitCode {
@@ -78,7 +82,10 @@ fn serve(options: Options) -> Result<()> {
 
 /// Starts the echo server; `on_quit` runs when a client sends `quit`.
 /// (tests/echo_example.rs drives this function, as Python's test_example.)
-pub fn start(options: &Options, on_quit: impl Fn() + Send + 'static) -> Result<OneClientReadLoopServer> {
+pub fn start(
+    options: &Options,
+    on_quit: impl Fn() + Send + 'static,
+) -> Result<OneClientReadLoopServer> {
     OneClientReadLoopServer::builder()
         .host(&options.host)
         .port(options.port)

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{link_setters, LinkConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST, HEARTBEAT};
+use crate::config::{
+    link_setters, monitor_setter, LinkConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST, HEARTBEAT,
+};
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::link::sealed::Sealed;
-use crate::server::spawn;
 use crate::reconnect::{self, Backoff, Target};
+use crate::server::spawn;
 use crate::{monitor, net, Error, Link, Result};
 
 type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
@@ -90,15 +92,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How late, at most, a server that went away is noticed while bytes
-    /// wait unread or a read is running; idle, it is noticed at once.
-    /// `Duration::ZERO` starts no monitor. Default:
-    /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL) (100 ms).
-    pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {
-        self.config.monitor_interval = interval;
-        self
-    }
-
+    monitor_setter!(config);
     link_setters!(config);
 
     /// Connects; returns once connected (Python's `start_task`). Nobody
@@ -110,7 +104,9 @@ impl ClientBuilder {
             return Err(Error::InvalidArgument("the client needs a port".into()));
         }
         if self.heartbeat.is_some_and(|p| p.is_zero()) {
-            return Err(Error::InvalidArgument("the heartbeat period must be above zero".into()));
+            return Err(Error::InvalidArgument(
+                "the heartbeat period must be above zero".into(),
+            ));
         }
         let stream = net::connect(&self.host, self.port, self.connect_timeout)?;
         net::configure(&stream, &self.config)?;
@@ -126,7 +122,10 @@ impl ClientBuilder {
         // The callback thread first, so that it hears of the connection.
         client.spawn_callback(self.callback)?;
         // A fresh endpoint takes its first connection.
-        let _ = client.shared.ep.attach(Arc::new(Connection::new(stream, peer)), false);
+        let _ = client
+            .shared
+            .ep
+            .attach(Arc::new(Connection::new(stream, peer)), false);
         client.spawn_threads(self.heartbeat)?;
         if let Some(backoff) = self.reconnect {
             let ep = client.shared.ep.clone();
@@ -229,7 +228,10 @@ impl Client {
                 owner: false,
             };
             let name = format!("tcpip-callback {}", ep.name);
-            ep.add_thread(ep.events.start_callback(name, move |c| callback(&view, c))?);
+            ep.add_thread(
+                ep.events
+                    .start_callback(name, move |c| callback(&view, c))?,
+            );
         }
         Ok(())
     }

@@ -71,7 +71,9 @@ impl LinkConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         check_terminator(&self.terminator)?;
         if self.read_limit == 0 {
-            return Err(Error::InvalidArgument("read_limit must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "read_limit must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -79,7 +81,9 @@ impl LinkConfig {
 
 pub(crate) fn check_terminator(terminator: &[u8]) -> Result<()> {
     if terminator.is_empty() {
-        return Err(Error::InvalidArgument("the terminator must not be empty".into()));
+        return Err(Error::InvalidArgument(
+            "the terminator must not be empty".into(),
+        ));
     }
     Ok(())
 }
@@ -152,3 +156,20 @@ macro_rules! link_setters {
     };
 }
 pub(crate) use link_setters;
+
+/// The monitor setter of the builders that run a connection monitor.
+macro_rules! monitor_setter {
+    ($($field:ident).+) => {
+        /// How late, at most, a peer that went away is noticed while bytes
+        /// wait unread or a read is running; on an idle link it is noticed
+        /// at once. `Duration::ZERO` starts no monitor: then only reads,
+        /// writes and (on a server) the next client's arrival notice.
+        /// Default: [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
+        /// (100 ms).
+        pub fn monitor_connection_interval(mut self, interval: std::time::Duration) -> Self {
+            self.$($field).+.monitor_interval = interval;
+            self
+        }
+    };
+}
+pub(crate) use monitor_setter;

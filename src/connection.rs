@@ -90,7 +90,10 @@ impl Connection {
     }
 
     /// Writes one frame that `fill` builds in the scratch buffer.
-    pub(crate) fn write_built(&self, fill: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<usize> {
+    pub(crate) fn write_built(
+        &self,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<usize> {
         let mut buf = self.writer.lock();
         buf.clear();
         fill(&mut buf)?;
@@ -116,12 +119,18 @@ impl Connection {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if self.is_closing() => {
-                    return Err(Error::ConnectionLost(io::Error::new(e.kind(), "closed locally")))
+                    return Err(Error::ConnectionLost(io::Error::new(
+                        e.kind(),
+                        "closed locally",
+                    )))
                 }
                 Err(e) => match Error::from_link_io(e) {
                     Error::Timeout if sent > 0 => {
                         let msg = format!("write timed out after {sent} of {} bytes", frame.len());
-                        return Err(Error::ConnectionLost(io::Error::new(io::ErrorKind::TimedOut, msg)));
+                        return Err(Error::ConnectionLost(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            msg,
+                        )));
                     }
                     other => return Err(other),
                 },
@@ -159,7 +168,10 @@ impl Drop for Connection {
 }
 
 fn closed_locally() -> Error {
-    Error::ConnectionLost(io::Error::new(io::ErrorKind::ConnectionAborted, "closed locally"))
+    Error::ConnectionLost(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "closed locally",
+    ))
 }
 
 /// A huge frame should not pin its memory for the link's lifetime.

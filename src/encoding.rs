@@ -296,7 +296,9 @@ impl FromStr for Encoding {
         // "utf.8" stays unknown while "iso8859.1" finds latin-1.
         let alias = || {
             let alt = norm.replace('.', "_");
-            let canonical = Encoding::ALL.iter().any(|e| e.name().replace('-', "_") == alt);
+            let canonical = Encoding::ALL
+                .iter()
+                .any(|e| e.name().replace('-', "_") == alt);
             lookup(&alt).filter(|_| !canonical)
         };
         lookup(&norm)
@@ -354,7 +356,10 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/encodings.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/encodings.json"
+        );
         let text = std::fs::read_to_string(path).expect("shared/vectors/encodings.json");
         serde_json::from_str(&text).expect("valid JSON")
     }
@@ -371,7 +376,11 @@ mod tests {
     }
 
     fn enc(case: &Value) -> Encoding {
-        case["encoding"].as_str().expect("name").parse().expect("known")
+        case["encoding"]
+            .as_str()
+            .expect("name")
+            .parse()
+            .expect("known")
     }
 
     #[test]
@@ -384,11 +393,21 @@ mod tests {
                 assert_eq!(name.parse::<Encoding>().expect(name), expected, "{name}");
             }
         }
-        for name in [" utf-8", "utf--8", "UTF_16-LE", "ANSI_X3.4-1968", "Latin 1", "iso8859.1"] {
+        for name in [
+            " utf-8",
+            "utf--8",
+            "UTF_16-LE",
+            "ANSI_X3.4-1968",
+            "Latin 1",
+            "iso8859.1",
+        ] {
             assert!(name.parse::<Encoding>().is_ok(), "{name}");
         }
         for bad in ["", "utf-7", "utf.8", "latin-2", "ebcdic"] {
-            assert!(matches!(bad.parse::<Encoding>(), Err(Error::InvalidArgument(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<Encoding>(), Err(Error::InvalidArgument(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -399,7 +418,11 @@ mod tests {
             let mut wire = Vec::new();
             enc(case).encode_into(text, &mut wire).expect("encodes");
             wire.extend(hex(case["terminator_hex"].as_str().expect("term")));
-            assert_eq!(wire, hex(case["wire_hex"].as_str().expect("wire")), "{case}");
+            assert_eq!(
+                wire,
+                hex(case["wire_hex"].as_str().expect("wire")),
+                "{case}"
+            );
         }
     }
 
@@ -409,7 +432,11 @@ mod tests {
             let wire = hex(case["wire_hex"].as_str().expect("wire"));
             let term = hex(case["terminator_hex"].as_str().expect("term"));
             let body = &wire[..wire.len() - term.len()];
-            assert_eq!(enc(case).decode(body).expect("decodes"), case["text"], "{case}");
+            assert_eq!(
+                enc(case).decode(body).expect("decodes"),
+                case["text"],
+                "{case}"
+            );
         }
     }
 
@@ -423,14 +450,19 @@ mod tests {
             assert!(matches!(err, Error::Encode { .. }), "{err}");
             assert_eq!(out, b"kept", "nothing appended on error");
             let python = case["encode_error"].as_str().expect("msg");
-            let Error::Encode { position, .. } = err else { unreachable!() };
+            let Error::Encode { position, .. } = err else {
+                unreachable!()
+            };
             assert!(python.contains(&format!("position {position}")), "{python}");
         }
     }
 
     #[test]
     fn b14_undecodable_bytes_are_an_error_with_the_bytes() {
-        for case in cases().iter().filter(|c| c.get("undecodable_hex").is_some()) {
+        for case in cases()
+            .iter()
+            .filter(|c| c.get("undecodable_hex").is_some())
+        {
             let bytes = hex(case["undecodable_hex"].as_str().expect("hex"));
             match enc(case).decode(&bytes) {
                 Err(Error::Decode { bytes: got, .. }) => assert_eq!(got, bytes),
@@ -442,8 +474,14 @@ mod tests {
     #[test]
     fn bom_encodings_read_either_mark_and_default_to_native() {
         assert_eq!(Encoding::Utf16.decode(b"\xfe\xff\0h").expect("BE"), "h");
-        assert_eq!(Encoding::Utf32.decode(b"\0\0\xfe\xff\0\0\0h").expect("BE"), "h");
-        assert_eq!(Encoding::Utf16.decode(b"h\0").expect("no BOM, LE host"), "h");
+        assert_eq!(
+            Encoding::Utf32.decode(b"\0\0\xfe\xff\0\0\0h").expect("BE"),
+            "h"
+        );
+        assert_eq!(
+            Encoding::Utf16.decode(b"h\0").expect("no BOM, LE host"),
+            "h"
+        );
     }
 
     #[test]

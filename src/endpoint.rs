@@ -125,7 +125,11 @@ impl Endpoint {
     /// `replace_dead` and its peer is gone with nothing left unread (a
     /// client that dropped before the monitor noticed); otherwise, and
     /// once closed, `conn` is handed back.
-    pub(crate) fn attach(&self, conn: Arc<Connection>, replace_dead: bool) -> std::result::Result<(), Arc<Connection>> {
+    pub(crate) fn attach(
+        &self,
+        conn: Arc<Connection>,
+        replace_dead: bool,
+    ) -> std::result::Result<(), Arc<Connection>> {
         let mut slot = self.slot.lock();
         if slot.closed {
             return Err(conn);
@@ -165,7 +169,12 @@ impl Endpoint {
         }
     }
 
-    fn detach_locked(&self, slot: &mut Slot, conn: &Arc<Connection>, reason: DisconnectReason) -> bool {
+    fn detach_locked(
+        &self,
+        slot: &mut Slot,
+        conn: &Arc<Connection>,
+        reason: DisconnectReason,
+    ) -> bool {
         if !slot.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             return false;
         }
@@ -174,7 +183,8 @@ impl Endpoint {
         Counters::add(&self.counters.disconnects, 1);
         let peer = conn.peer();
         log::info!("{}: disconnected from {peer}: {reason:?}", self.log_name);
-        self.events.publish(&ConnectionEvent::Disconnected { peer, reason });
+        self.events
+            .publish(&ConnectionEvent::Disconnected { peer, reason });
         self.changed.notify_all();
         true
     }
@@ -206,7 +216,11 @@ impl Endpoint {
                 return Err(Error::NotConnected);
             }
             if self.changed.wait_until(&mut slot, deadline).timed_out() && slot.conn.is_none() {
-                return Err(if slot.closed { Error::NotConnected } else { Error::Timeout });
+                return Err(if slot.closed {
+                    Error::NotConnected
+                } else {
+                    Error::Timeout
+                });
             }
         }
     }
@@ -305,7 +319,10 @@ impl Endpoint {
 
     /// One frame written on the current connection by `f`, which returns
     /// the bytes it sent. A connection error ends the connection.
-    pub(crate) fn write_with(&self, f: impl FnOnce(&Connection, &Codec) -> Result<usize>) -> Result<()> {
+    pub(crate) fn write_with(
+        &self,
+        f: impl FnOnce(&Connection, &Codec) -> Result<usize>,
+    ) -> Result<()> {
         let conn = self.current()?;
         let codec = self.codec();
         match f(&conn, &codec) {
@@ -326,7 +343,11 @@ impl Endpoint {
 
 /// Zero, which the socket would take as "forever", becomes the shortest
 /// wait the socket has (1 µs).
-fn apply_timeouts(conn: &Connection, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+fn apply_timeouts(
+    conn: &Connection,
+    read: Option<Duration>,
+    write: Option<Duration>,
+) -> std::io::Result<()> {
     let shortest = |t: Option<Duration>| t.map(|t| t.max(Duration::from_micros(1)));
     conn.stream().set_read_timeout(shortest(read))?;
     conn.stream().set_write_timeout(shortest(write))

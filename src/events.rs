@@ -81,13 +81,19 @@ impl Events {
             let _ = tx.send(event.clone());
         }
         // A receiver that was dropped is forgotten.
-        sinks.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
+        sinks
+            .subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
     }
 
     /// Starts the thread that calls `callback` once per change, serially.
     /// A panic in the callback is logged and the next change still gets its
     /// call.
-    pub(crate) fn start_callback<F>(&self, thread_name: String, mut callback: F) -> std::io::Result<JoinHandle<()>>
+    pub(crate) fn start_callback<F>(
+        &self,
+        thread_name: String,
+        mut callback: F,
+    ) -> std::io::Result<JoinHandle<()>>
     where
         F: FnMut(bool) + Send + 'static,
     {

@@ -50,7 +50,12 @@ impl FrameReader {
 
     /// Reads through the first `sep`, which must start within the first
     /// `limit` bytes; returns the frame with its separator.
-    pub(crate) fn read_until<R: Read>(&mut self, src: &mut R, sep: &[u8], limit: usize) -> Result<&[u8]> {
+    pub(crate) fn read_until<R: Read>(
+        &mut self,
+        src: &mut R,
+        sep: &[u8],
+        limit: usize,
+    ) -> Result<&[u8]> {
         match self.search(src, sep, limit)? {
             Search::Found(len) => Ok(self.take(len)),
             Search::Eof => Err(Error::IncompleteRead {
@@ -264,7 +269,11 @@ mod tests {
             let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
             let mut r = FrameReader::new();
             for want in [&b"one\r\n"[..], b"two\r\n", b"\r\n", b"three\r\n"] {
-                assert_eq!(r.read_until(&mut src, b"\r\n", 100).expect("frame"), want, "cut {cut}");
+                assert_eq!(
+                    r.read_until(&mut src, b"\r\n", 100).expect("frame"),
+                    want,
+                    "cut {cut}"
+                );
             }
         }
     }
@@ -273,9 +282,15 @@ mod tests {
     fn b11_timeout_mid_frame_keeps_the_partial_bytes() {
         let mut src = Chunks::new(&[Some(b"hel"), None, Some(b"lo\n")]);
         let mut r = FrameReader::new();
-        assert!(matches!(r.read_until(&mut src, b"\n", 100), Err(Error::Timeout)));
+        assert!(matches!(
+            r.read_until(&mut src, b"\n", 100),
+            Err(Error::Timeout)
+        ));
         assert_eq!(r.buffered(), b"hel");
-        assert_eq!(r.read_until(&mut src, b"\n", 100).expect("frame"), b"hello\n");
+        assert_eq!(
+            r.read_until(&mut src, b"\n", 100).expect("frame"),
+            b"hello\n"
+        );
     }
 
     #[test]
@@ -283,7 +298,10 @@ mod tests {
         let big = vec![7u8; 3 * CHUNK];
         let mut src = Chunks::new(&[Some(&big[..CHUNK + 5]), None, Some(&big[CHUNK + 5..])]);
         let mut r = FrameReader::new();
-        assert!(matches!(r.read_exact(&mut src, big.len()), Err(Error::Timeout)));
+        assert!(matches!(
+            r.read_exact(&mut src, big.len()),
+            Err(Error::Timeout)
+        ));
         assert_eq!(r.buffered().len(), CHUNK + 5);
         assert_eq!(r.read_exact(&mut src, big.len()).expect("block"), big);
     }
@@ -293,13 +311,19 @@ mod tests {
         let mut r = FrameReader::new();
         let mut src = Cursor::new(b"par".to_vec());
         match r.read_until(&mut src, b"\n", 100) {
-            Err(Error::IncompleteRead { partial, expected: None }) => assert_eq!(partial, b"par"),
+            Err(Error::IncompleteRead {
+                partial,
+                expected: None,
+            }) => assert_eq!(partial, b"par"),
             other => panic!("{other:?}"),
         }
         let mut src = Cursor::new(b"abc".to_vec());
         let mut r = FrameReader::new();
         match r.read_exact(&mut src, 5) {
-            Err(Error::IncompleteRead { partial, expected: Some(5) }) => assert_eq!(partial, b"abc"),
+            Err(Error::IncompleteRead {
+                partial,
+                expected: Some(5),
+            }) => assert_eq!(partial, b"abc"),
             other => panic!("{other:?}"),
         }
         assert!(r.at_eof());
@@ -322,7 +346,10 @@ mod tests {
             Err(Error::LimitOverrun { limit: 5, buffered }) => assert!(buffered >= 5),
             other => panic!("{other:?}"),
         }
-        assert_eq!(r.read_until(&mut src, b"\n", 100).expect("all of it"), b"0123456789\n");
+        assert_eq!(
+            r.read_until(&mut src, b"\n", 100).expect("all of it"),
+            b"0123456789\n"
+        );
     }
 
     #[test]
@@ -330,9 +357,15 @@ mod tests {
         let mut r = FrameReader::new();
         let mut src = Cursor::new(b"abcd\r\nabcde\r\n".to_vec());
         // Offsets 0..5 are within a limit of 5: "\r\n" at offset 4 fits...
-        assert_eq!(r.read_until(&mut src, b"\r\n", 5).expect("at 4"), b"abcd\r\n");
+        assert_eq!(
+            r.read_until(&mut src, b"\r\n", 5).expect("at 4"),
+            b"abcd\r\n"
+        );
         // ...and at offset 5 it does not.
-        assert!(matches!(r.read_until(&mut src, b"\r\n", 5), Err(Error::LimitOverrun { .. })));
+        assert!(matches!(
+            r.read_until(&mut src, b"\r\n", 5),
+            Err(Error::LimitOverrun { .. })
+        ));
     }
 
     #[test]
@@ -340,8 +373,15 @@ mod tests {
         let limit = 64 * 1024;
         let mut src = io::repeat(b'x').take(10 << 20);
         let mut r = FrameReader::new();
-        assert!(matches!(r.read_until(&mut src, b"\n", limit), Err(Error::LimitOverrun { .. })));
-        assert!(r.buf.len() <= limit + CHUNK, "buffer grew to {}", r.buf.len());
+        assert!(matches!(
+            r.read_until(&mut src, b"\n", limit),
+            Err(Error::LimitOverrun { .. })
+        ));
+        assert!(
+            r.buf.len() <= limit + CHUNK,
+            "buffer grew to {}",
+            r.buf.len()
+        );
     }
 
     #[test]
@@ -362,7 +402,10 @@ mod tests {
         for cut in 0..=stream.len() {
             let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
             let mut r = FrameReader::new();
-            assert_eq!(r.read_until(&mut src, sep, 100).expect("frame"), b"aXYZZbXYZZY");
+            assert_eq!(
+                r.read_until(&mut src, sep, 100).expect("frame"),
+                b"aXYZZbXYZZY"
+            );
         }
     }
 

@@ -128,27 +128,31 @@ pub trait Link: sealed::Sealed {
     /// Reads up to `n` bytes: what is buffered, else what one socket read
     /// brings. Empty at end of file, which also ends the connection.
     fn read(&self, n: usize) -> Result<Vec<u8>> {
-        self.endpoint().read_with(true, false, |r, src, _| r.read_some(src, n))
+        self.endpoint()
+            .read_with(true, false, |r, src, _| r.read_some(src, n))
     }
 
     /// Reads until the peer closes and returns all of it (Python's
     /// `read(-1)`); the connection then ends.
     fn read_to_end(&self) -> Result<Vec<u8>> {
-        self.endpoint().read_with(true, false, |r, src, _| r.read_to_end(src))
+        self.endpoint()
+            .read_with(true, false, |r, src, _| r.read_to_end(src))
     }
 
     /// Reads exactly `n` bytes (Python's `readexactly`). End of file first
     /// is [`Error::IncompleteRead`] with the bytes that came.
     fn read_exact(&self, n: usize) -> Result<Vec<u8>> {
-        self.endpoint().read_with(true, true, |r, src, _| r.read_exact(src, n))
+        self.endpoint()
+            .read_with(true, true, |r, src, _| r.read_exact(src, n))
     }
 
     /// Reads through the next `b"\n"` (Python's `readline`). At end of file
     /// returns the partial line (empty if nothing was left).
     fn read_line(&self) -> Result<Vec<u8>> {
         let limit = self.endpoint().config.read_limit;
-        self.endpoint()
-            .read_with(true, true, |r, src, _| r.read_line(src, limit).map(<[u8]>::to_vec))
+        self.endpoint().read_with(true, true, |r, src, _| {
+            r.read_line(src, limit).map(<[u8]>::to_vec)
+        })
     }
 
     /// Reads through the next `sep`, which is included (Python's
@@ -158,8 +162,9 @@ pub trait Link: sealed::Sealed {
     fn read_until(&self, sep: &[u8]) -> Result<Vec<u8>> {
         check_terminator(sep)?;
         let limit = self.endpoint().config.read_limit;
-        self.endpoint()
-            .read_with(true, true, |r, src, _| r.read_until(src, sep, limit).map(<[u8]>::to_vec))
+        self.endpoint().read_with(true, true, |r, src, _| {
+            r.read_until(src, sep, limit).map(<[u8]>::to_vec)
+        })
     }
 
     /// Reads through the terminator, strips it and decodes the rest
@@ -187,8 +192,9 @@ pub trait Link: sealed::Sealed {
     /// `read_into`).
     fn read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<()> {
         let size = value.size();
-        self.endpoint()
-            .read_with(true, true, |r, src, _| value.decode(r.read_exact_ref(src, size)?))
+        self.endpoint().read_with(true, true, |r, src, _| {
+            value.decode(r.read_exact_ref(src, size)?)
+        })
     }
 
     /// `read_str` without waiting: a line if one has arrived whole, else
@@ -214,9 +220,9 @@ pub trait Link: sealed::Sealed {
     /// else false at once, keeping the partial bytes for later.
     fn try_read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<bool> {
         let size = value.size();
-        let read = self
-            .endpoint()
-            .read_with(false, true, |r, src, _| value.decode(r.read_exact_ref(src, size)?));
+        let read = self.endpoint().read_with(false, true, |r, src, _| {
+            value.decode(r.read_exact_ref(src, size)?)
+        });
         optional(read).map(|done| done.is_some())
     }
 
@@ -234,7 +240,9 @@ pub trait Link: sealed::Sealed {
     {
         self.endpoint().write_with(|conn, _| {
             conn.write_built(|buf| {
-                lines.into_iter().for_each(|l| buf.extend_from_slice(l.as_ref()));
+                lines
+                    .into_iter()
+                    .for_each(|l| buf.extend_from_slice(l.as_ref()));
                 Ok(())
             })
         })

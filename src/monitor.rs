@@ -43,7 +43,9 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             Ok(_) => {}
             // The socket's read timeout cut the wait short. Waiting again
             // at once is right unless that timeout is tiny: then pace it.
-            Err(e) if is_retry(e.kind()) && started.elapsed() >= Duration::from_millis(1) => continue,
+            Err(e) if is_retry(e.kind()) && started.elapsed() >= Duration::from_millis(1) => {
+                continue
+            }
             Err(e) if is_retry(e.kind()) => {}
             Err(e) => {
                 ep.detach(conn, DisconnectReason::Error(e.to_string()));
@@ -57,5 +59,8 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
 }
 
 fn is_retry(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted)
+    matches!(
+        kind,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
 }

@@ -32,7 +32,11 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
     let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         // With port 0 and several addresses each socket picks its own port.
-        let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
         socket.set_reuse_address(true)?;
         if addr.is_ipv6() {
             socket.set_only_v6(true)?;
@@ -53,7 +57,9 @@ pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStr
             Err(e) => last = Some(e),
         }
     }
-    Err(Error::Io(last.unwrap_or_else(|| io::ErrorKind::NotFound.into())))
+    Err(Error::Io(
+        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+    ))
 }
 
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
@@ -66,7 +72,9 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
         .map_err(|e| Error::InvalidArgument(format!("cannot resolve host {host:?}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::InvalidArgument(format!("host {host:?} has no address")));
+        return Err(Error::InvalidArgument(format!(
+            "host {host:?} has no address"
+        )));
     }
     Ok(addrs)
 }
@@ -78,7 +86,12 @@ pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<(
         let keepalive = TcpKeepalive::new()
             .with_time(KEEPALIVE_TIME)
             .with_interval(KEEPALIVE_INTERVAL);
-        #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "macos",
+            target_os = "freebsd"
+        ))]
         let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }

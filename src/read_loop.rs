@@ -93,16 +93,24 @@ impl ReadLoopServerBuilder {
     /// calls `handler` until an error or the client goes.
     pub fn start(self, handler: impl ReadLoopHandler) -> Result<OneClientReadLoopServer> {
         if self.heartbeat.is_some_and(|max| max.is_zero()) {
-            return Err(Error::InvalidArgument("the heartbeat interval must be above zero".into()));
+            return Err(Error::InvalidArgument(
+                "the heartbeat interval must be above zero".into(),
+            ));
         }
         // The read loop notices a dropped client itself, as in Python.
-        let server = self.server.monitor_connection_interval(Duration::ZERO).start()?;
+        let server = self
+            .server
+            .monitor_connection_interval(Duration::ZERO)
+            .start()?;
         let shared = Arc::new(Shared {
             server,
             heartbeat: self.heartbeat,
             last_heartbeat: Mutex::new(None),
         });
-        let rl = OneClientReadLoopServer { shared, owner: true };
+        let rl = OneClientReadLoopServer {
+            shared,
+            owner: true,
+        };
         rl.spawn_threads(handler)?;
         Ok(rl)
     }
@@ -212,7 +220,11 @@ impl OneClientReadLoopServer {
             seen = generation;
             let connected_at = Instant::now();
             loop {
-                let last = self.shared.last_heartbeat.lock().filter(|t| *t >= connected_at);
+                let last = self
+                    .shared
+                    .last_heartbeat
+                    .lock()
+                    .filter(|t| *t >= connected_at);
                 let due = last.unwrap_or(connected_at) + max;
                 let now = Instant::now();
                 if now >= due {
@@ -248,6 +260,8 @@ impl Drop for OneClientReadLoopServer {
 
 impl std::fmt::Debug for OneClientReadLoopServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("OneClientReadLoopServer").field(&self.shared.server).finish()
+        f.debug_tuple("OneClientReadLoopServer")
+            .field(&self.shared.server)
+            .finish()
     }
 }

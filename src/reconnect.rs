@@ -61,11 +61,12 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
 
 /// One connection attempt; true if the link is up again (or closed).
 fn attempt(ep: &Endpoint, target: &Target) -> bool {
-    let connected = net::connect(&target.host, target.port, target.connect_timeout).and_then(|stream| {
-        net::configure(&stream, &ep.config)?;
-        let peer = stream.peer_addr()?;
-        Ok(Connection::new(stream, peer))
-    });
+    let connected =
+        net::connect(&target.host, target.port, target.connect_timeout).and_then(|stream| {
+            net::configure(&stream, &ep.config)?;
+            let peer = stream.peer_addr()?;
+            Ok(Connection::new(stream, peer))
+        });
     match connected {
         // Refused only once closed, which ends the loop too.
         Ok(conn) => {
@@ -73,7 +74,12 @@ fn attempt(ep: &Endpoint, target: &Target) -> bool {
             true
         }
         Err(e) => {
-            log::debug!("{}: reconnect to {}:{} failed: {e}", ep.log_name, target.host, target.port);
+            log::debug!(
+                "{}: reconnect to {}:{} failed: {e}",
+                ep.log_name,
+                target.host,
+                target.port
+            );
             ep.is_closed()
         }
     }
@@ -85,7 +91,9 @@ struct Jitter(u64);
 
 impl Jitter {
     fn seeded() -> Jitter {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         Jitter(nanos | 1)
     }
 

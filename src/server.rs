@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::config::{link_setters, LinkConfig, DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use crate::config::{link_setters, monitor_setter, LinkConfig, DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::events::DisconnectReason;
@@ -83,16 +83,7 @@ impl ServerBuilder {
         self
     }
 
-    /// How late, at most, a client that went away is noticed while bytes
-    /// are waiting unread or a read is running; an idle link notices at
-    /// once. `Duration::ZERO` starts no monitor: then only reads, writes
-    /// and the next client's arrival notice. Default:
-    /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL) (100 ms).
-    pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {
-        self.config.monitor_interval = interval;
-        self
-    }
-
+    monitor_setter!(config);
     link_setters!(config);
 
     /// Binds and starts listening; returns once connections are accepted.
@@ -117,7 +108,10 @@ impl ServerBuilder {
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
         });
-        let server = OneClientServer { shared, owner: true };
+        let server = OneClientServer {
+            shared,
+            owner: true,
+        };
         // On error, dropping `server` closes what was started.
         server.spawn_threads(self.callback)?;
         log::info!(
@@ -200,7 +194,9 @@ impl OneClientServer {
     /// As [`close_client`](Self::close_client), but leaves
     /// `should_be_connected()` as it is.
     pub fn basic_close_client(&self) {
-        self.shared.ep.detach_current(DisconnectReason::ClosedLocally);
+        self.shared
+            .ep
+            .detach_current(DisconnectReason::ClosedLocally);
     }
 
     /// Closes the client and the listeners, calls the callback with `false`
@@ -240,7 +236,10 @@ impl OneClientServer {
                 owner: false,
             };
             let name = format!("tcpip-callback {}", ep.name);
-            ep.add_thread(ep.events.start_callback(name, move |c| callback(&view, c))?);
+            ep.add_thread(
+                ep.events
+                    .start_callback(name, move |c| callback(&view, c))?,
+            );
         }
         let interval = ep.config.monitor_interval;
         if !interval.is_zero() {
@@ -261,7 +260,10 @@ impl OneClientServer {
     }
 }
 
-pub(crate) fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>> {
     Ok(std::thread::Builder::new().name(name).spawn(f)?)
 }
 
@@ -292,11 +294,20 @@ impl Shared {
     fn offer(&self, socket: Socket, peer: SocketAddr) {
         let stream = std::net::TcpStream::from(socket);
         if let Err(e) = net::configure(&stream, &self.ep.config) {
-            log::warn!("{}: cannot set socket options for {peer}: {e}", self.ep.log_name);
+            log::warn!(
+                "{}: cannot set socket options for {peer}: {e}",
+                self.ep.log_name
+            );
         }
-        if let Err(rejected) = self.ep.attach(Arc::new(Connection::new(stream, peer)), true) {
+        if let Err(rejected) = self
+            .ep
+            .attach(Arc::new(Connection::new(stream, peer)), true)
+        {
             Counters::add(&self.ep.counters.connections_rejected, 1);
-            log::warn!("{}: rejecting {peer}: a client is already connected", self.ep.log_name);
+            log::warn!(
+                "{}: rejecting {peer}: a client is already connected",
+                self.ep.log_name
+            );
             // Dropping it closes it: the caller sees end of file.
             drop(rejected);
         }

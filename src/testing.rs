@@ -63,7 +63,10 @@ impl CallbackRecorder {
     #[track_caller]
     pub fn assert_next_connected(&self, expected: bool, timeout: Duration) {
         match self.next_connected(timeout) {
-            Some(got) => assert_eq!(got, expected, "connect callback got {got}, expected {expected}"),
+            Some(got) => assert_eq!(
+                got, expected,
+                "connect callback got {got}, expected {expected}"
+            ),
             None => panic!("no connect callback ({expected}) within {timeout:?}"),
         }
     }

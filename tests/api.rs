@@ -34,7 +34,17 @@ fn constants_match_the_python_package() {
     assert_eq!(DEFAULT_MONITOR_CONNECTION_INTERVAL.as_millis(), 100);
     assert_eq!(DEFAULT_READ_LIMIT, 65_536);
     assert_eq!(HEARTBEAT, b"heartbeat");
-    assert_eq!((LOCALHOST_IPV4, LOCALHOST_IPV6, DEFAULT_LOCALHOST), ("127.0.0.1", "::1", "127.0.0.1"));
-    assert_eq!((KEEPALIVE_TIME.as_secs(), KEEPALIVE_PROBES, KEEPALIVE_INTERVAL.as_secs()), (60, 4, 15));
+    assert_eq!(
+        (LOCALHOST_IPV4, LOCALHOST_IPV6, DEFAULT_LOCALHOST),
+        ("127.0.0.1", "::1", "127.0.0.1")
+    );
+    assert_eq!(
+        (
+            KEEPALIVE_TIME.as_secs(),
+            KEEPALIVE_PROBES,
+            KEEPALIVE_INTERVAL.as_secs()
+        ),
+        (60, 4, 15)
+    );
     assert_eq!(DEFAULT_MAX_HEARTBEAT_INTERVAL.as_secs(), 10);
 }

@@ -80,15 +80,24 @@ fn reconnecting_client_comes_back_after_the_server_restarts() {
         initial: Duration::from_millis(10),
         max: Duration::from_millis(100),
     };
-    let client = testing::client_for(&server).reconnect(backoff).connect().expect("client");
+    let client = testing::client_for(&server)
+        .reconnect(backoff)
+        .connect()
+        .expect("client");
     let events = client.events();
     server.wait_connected(WAIT).expect("connected");
     server.close();
-    assert!(matches!(next(&events), ConnectionEvent::Disconnected { .. }));
+    assert!(matches!(
+        next(&events),
+        ConnectionEvent::Disconnected { .. }
+    ));
     assert!(matches!(client.write_str("down"), Err(Error::NotConnected)));
     assert!(matches!(client.read_str(), Err(Error::NotConnected)));
 
-    let server = OneClientServer::builder().port(port).start().expect("same port again");
+    let server = OneClientServer::builder()
+        .port(port)
+        .start()
+        .expect("same port again");
     assert!(next(&events).is_connected());
     server.wait_connected(WAIT).expect("server sees it");
     client.write_str("back").expect("write");
@@ -98,7 +107,10 @@ fn reconnecting_client_comes_back_after_the_server_restarts() {
 
     // close() stops the reconnect thread promptly even while the server is away.
     server.close();
-    assert!(matches!(next(&events), ConnectionEvent::Disconnected { .. }));
+    assert!(matches!(
+        next(&events),
+        ConnectionEvent::Disconnected { .. }
+    ));
     client.close();
     assert!(client.is_closed());
 }
@@ -114,7 +126,10 @@ fn stats_count_bytes_frames_and_connections() {
     assert_eq!(server.read_str().expect("read"), "12345");
     let stats = server.stats();
     assert_eq!((stats.bytes_read, stats.frames_read), (7, 1));
-    assert_eq!((stats.connections_accepted, stats.connections_rejected), (1, 1));
+    assert_eq!(
+        (stats.connections_accepted, stats.connections_rejected),
+        (1, 1)
+    );
     assert_eq!(client.stats().bytes_written, 7);
     assert_eq!(client.stats().frames_written, 1);
     let events = server.events();

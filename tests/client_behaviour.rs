@@ -20,7 +20,10 @@ fn b18_connect_fails_clearly_when_nobody_listens() {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
         other => panic!("expected a refused connection, got {other:?}"),
     }
-    assert!(matches!(Client::builder().connect(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Client::builder().connect(),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
@@ -131,10 +134,15 @@ fn read_loop_heartbeat_monitor_closes_a_silent_client() {
         .start(echo)
         .expect("server");
     let events = server.events();
-    let client = Client::builder().port(server.port()).connect().expect("client");
+    let client = Client::builder()
+        .port(server.port())
+        .connect()
+        .expect("client");
     assert!(events.recv_timeout(WAIT).expect("connected").is_connected());
     match events.recv_timeout(WAIT).expect("disconnected") {
-        ConnectionEvent::Disconnected { reason, .. } => assert_eq!(reason, DisconnectReason::HeartbeatMissed),
+        ConnectionEvent::Disconnected { reason, .. } => {
+            assert_eq!(reason, DisconnectReason::HeartbeatMissed)
+        }
         other => panic!("{other:?}"),
     }
     client.set_read_timeout(Some(WAIT));
@@ -169,7 +177,10 @@ fn read_loop_heartbeat_needs_monitoring_on() {
     let server = OneClientReadLoopServer::builder()
         .start(|_: &OneClientReadLoopServer| Ok(()))
         .expect("server");
-    assert!(matches!(server.handle_received_heartbeat(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        server.handle_received_heartbeat(),
+        Err(Error::InvalidArgument(_))
+    ));
     server.close();
     assert!(server.is_closed());
 }

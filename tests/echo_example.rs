@@ -38,7 +38,9 @@ fn echo_example_echoes_lines_in_every_setting() {
             client.write_str(line).expect("write");
             assert_eq!(client.read_str().expect("echo"), line, "{encoding}");
         }
-        quit_rx.recv_timeout(Duration::from_secs(10)).expect("quit seen");
+        quit_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("quit seen");
         server.close();
     }
 }
