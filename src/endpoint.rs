@@ -38,7 +38,18 @@ pub struct Endpoint {
     should_be_connected: AtomicBool,
     pub(crate) events: Events,
     pub(crate) counters: Counters,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Threads>,
+    /// Held by whoever joins the threads, so that a second `close()`
+    /// returns only once the first has joined them all.
+    joining: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Threads {
+    /// Not yet joined.
+    handles: Vec<JoinHandle<()>>,
+    /// Every thread ever started here, joined or not.
+    ids: Vec<std::thread::ThreadId>,
 }
 
 #[derive(Default)]
@@ -73,6 +84,7 @@ impl Endpoint {
             events: Events::default(),
             counters: Counters::default(),
             threads: Mutex::default(),
+            joining: Mutex::new(()),
         }
     }
 
@@ -269,22 +281,36 @@ impl Endpoint {
     }
 
     pub(crate) fn add_thread(&self, handle: JoinHandle<()>) {
-        self.threads.lock().push(handle);
+        let mut threads = self.threads.lock();
+        threads.ids.push(handle.thread().id());
+        threads.handles.push(handle);
     }
 
-    /// Joins every thread started for this endpoint, except the calling
-    /// one (`close()` from inside the callback): that one is kept for the
-    /// next call, which `Drop` makes.
+    /// Joins every thread started for this endpoint. Called from one of
+    /// those threads (`close()` in the callback or a read-loop handler) it
+    /// joins nothing: that thread cannot join itself, and waiting for the
+    /// others could wait for a `close()` that waits for it. The owner's
+    /// `close()` (at the latest its `Drop`) joins them all.
     pub(crate) fn join_threads(&self) {
-        let handles = std::mem::take(&mut *self.threads.lock());
         let me = std::thread::current().id();
+        if self.threads.lock().ids.contains(&me) {
+            return;
+        }
+        let _turn = self.joining.lock();
+        let handles = std::mem::take(&mut self.threads.lock().handles);
         for handle in handles {
-            if handle.thread().id() == me {
-                self.add_thread(handle);
-            } else if handle.join().is_err() {
+            if handle.join().is_err() {
                 log::error!("{}: a background thread panicked", self.log_name);
             }
         }
+    }
+
+    /// Ends `conn` if its peer is gone and nothing it sent is unread. The
+    /// check runs under the slot lock, as `attach`'s does, so the two never
+    /// mistake each other's look at the receive buffer for a busy reader.
+    pub(crate) fn detach_if_dead(&self, conn: &Arc<Connection>) -> bool {
+        let mut slot = self.slot.lock();
+        conn.is_dead() && self.detach_locked(&mut slot, conn, DisconnectReason::PeerClosed)
     }
 
     /// One read call on the current connection (`frame`: count it as a

@@ -34,10 +34,7 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             return;
         }
         match peeked {
-            Ok(Peek::Eof) if conn.is_dead() => {
-                ep.detach(conn, DisconnectReason::PeerClosed);
-                return;
-            }
+            Ok(Peek::Eof) if ep.detach_if_dead(conn) => return,
             // Unread bytes, or a reader that will meet the end of file
             // itself: look again later.
             Ok(_) => {}

@@ -31,7 +31,10 @@ pub struct Watchdog {
 /// Bind it first (`let _w = watchdog(..);`) so it is dropped last, after
 /// the servers and clients whose closing could hang.
 pub fn watchdog(limit: Duration) -> Watchdog {
-    let test = thread::current().name().unwrap_or("<unnamed test>").to_owned();
+    let test = thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
     let (disarm, armed) = crossbeam_channel::bounded::<()>(1);
     let thread = thread::Builder::new()
         .name(format!("watchdog {test}"))
@@ -96,7 +99,10 @@ impl log::Log for Capture {
         if std::env::var_os("TS_TCPIP_TEST_LOG").is_some() {
             eprintln!("{line}");
         }
-        records().lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        records()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
     }
 
     fn flush(&self) {}
@@ -128,9 +134,14 @@ pub fn raw_client(server: &OneClientServer) -> TcpStream {
 
 /// A raw `std::net` peer connected to `addr`, timeouts [`WAIT`].
 pub fn raw_connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
-    stream.set_write_timeout(Some(WAIT)).expect("set_write_timeout");
+    let stream = TcpStream::connect_timeout(&addr, WAIT)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(WAIT))
+        .expect("set_read_timeout");
+    stream
+        .set_write_timeout(Some(WAIT))
+        .expect("set_write_timeout");
     stream
 }
 
@@ -140,12 +151,22 @@ pub fn raw_connect(addr: SocketAddr) -> TcpStream {
 #[track_caller]
 pub fn expect_eof(mut stream: impl BorrowMut<TcpStream>) {
     let stream = stream.borrow_mut();
-    stream.set_read_timeout(Some(WAIT)).expect("set_read_timeout");
+    stream
+        .set_read_timeout(Some(WAIT))
+        .expect("set_read_timeout");
     let mut buf = [0u8; 256];
     match stream.read(&mut buf) {
         Ok(0) => {}
-        Ok(n) => panic!("expected end of file, got {n} bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
-        Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+        Ok(n) => panic!(
+            "expected end of file, got {n} bytes: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) =>
+        {
             eprintln!("note: connection reset instead of a clean end of file: {e}");
         }
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -157,7 +178,9 @@ pub fn expect_eof(mut stream: impl BorrowMut<TcpStream>) {
 
 /// Writes `line` plus `\r\n` (the default terminator) on a raw peer.
 pub fn send_line(stream: &mut TcpStream, line: &str) {
-    stream.write_all(format!("{line}\r\n").as_bytes()).expect("raw write");
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .expect("raw write");
 }
 
 /// Reads one `\r\n`-terminated line from a raw peer (within [`WAIT`]) and
@@ -184,7 +207,10 @@ pub fn recv_buffered_line(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     let n = reader.read_line(&mut line).expect("raw read_line");
     assert!(n > 0, "end of file");
-    assert!(line.ends_with("\r\n"), "partial line at end of file: {line:?}");
+    assert!(
+        line.ends_with("\r\n"),
+        "partial line at end of file: {line:?}"
+    );
     line.truncate(line.len() - 2);
     line
 }
