@@ -38,6 +38,8 @@ mod server;
 mod stats;
 pub mod testing;
 
+#[doc(hidden)]
+pub use binary::__private;
 pub use binary::BinaryStruct;
 pub use client::{Client, ClientBuilder};
 pub use config::{
