@@ -4,6 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -139,17 +140,22 @@ impl Connection {
         Ok(sent)
     }
 
-    /// True when the peer has closed and nothing it sent is left unread,
-    /// checked without waiting. False while a read is in progress: that
-    /// reader will see the end of file itself.
+    /// True when the peer has closed and nothing it sent is left unread.
+    ///
+    /// Once the socket is at end of file a blocked reader returns at once,
+    /// so a busy receive buffer is waited for (briefly) rather than taken
+    /// for a live link: a client that connects just after the old one
+    /// dropped must not be turned away because a reader had not yet woken.
+    /// Lock order: called with the endpoint's slot lock held; no reader
+    /// takes the slot lock while holding the receive buffer.
     pub(crate) fn is_dead(&self) -> bool {
-        let Some(reader) = self.reader.try_lock() else {
-            return false;
-        };
-        if !reader.buffered().is_empty() {
+        const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
+        if !matches!(net::peek_now(&self.stream), Ok(Peek::Eof) | Err(_)) {
             return false;
         }
-        reader.at_eof() || matches!(net::peek_now(&self.stream), Ok(Peek::Eof) | Err(_))
+        self.reader
+            .try_lock_for(BUSY_READER_WAIT)
+            .is_some_and(|reader| reader.buffered().is_empty())
     }
 
     /// Shuts the socket down, releasing any thread blocked on it with an
