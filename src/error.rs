@@ -29,8 +29,8 @@ pub enum Error {
         /// How many bytes were asked for, when a count was asked for.
         expected: Option<usize>,
     },
-    /// The separator did not start within the read limit (Python's
-    /// `LimitOverrunError`). Nothing was consumed: the bytes stay buffered
+    /// More than the read limit's worth of bytes came before the separator
+    /// (Python's `LimitOverrunError`). Nothing was consumed: the bytes stay buffered
     /// and the connection stays open.
     LimitOverrun {
         /// The read limit in force.
@@ -142,7 +142,7 @@ impl fmt::Display for Error {
             ),
             Error::LimitOverrun { limit, buffered } => write!(
                 f,
-                "separator not found within the read limit of {limit} bytes \
+                "separator not found after the read limit of {limit} bytes \
                  ({buffered} bytes buffered)"
             ),
             Error::Decode {

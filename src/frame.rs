@@ -48,7 +48,7 @@ impl FrameReader {
         self.eof
     }
 
-    /// Reads through the first `sep`, which must start within the first
+    /// Reads through the first `sep`, which may be preceded by at most
     /// `limit` bytes; returns the frame with its separator.
     pub(crate) fn read_until<R: Read>(
         &mut self,
@@ -141,9 +141,10 @@ impl FrameReader {
     /// Searches for `sep`, reading more until it is found, the limit is
     /// overrun, or the source ends. Consumes nothing.
     fn search<R: Read>(&mut self, src: &mut R, sep: &[u8], limit: usize) -> Result<Search> {
-        // The separator may start at any offset below `limit`, so the
-        // search window is `limit + sep.len() - 1` bytes long.
-        let window = limit.saturating_add(sep.len().saturating_sub(1));
+        // As in asyncio, the separator may start at any offset up to and
+        // including `limit` (a line as long as the limit fits), so the
+        // search window is `limit + sep.len()` bytes long.
+        let window = limit.saturating_add(sep.len());
         let mut searched = 0;
         loop {
             let avail = &self.buf[self.start..self.end];
@@ -353,15 +354,12 @@ mod tests {
     }
 
     #[test]
-    fn b13_separator_may_start_at_the_last_byte_within_the_limit() {
+    fn b13_a_line_as_long_as_the_limit_fits_and_one_byte_more_overruns() {
+        // As Python's StreamReader(limit=5).readuntil(b"\r\n"): "abcde\r\n"
+        // fits, "abcdef\r\n" is longer than the limit.
         let mut r = FrameReader::new();
-        let mut src = Cursor::new(b"abcd\r\nabcde\r\n".to_vec());
-        // Offsets 0..5 are within a limit of 5: "\r\n" at offset 4 fits...
-        assert_eq!(
-            r.read_until(&mut src, b"\r\n", 5).expect("at 4"),
-            b"abcd\r\n"
-        );
-        // ...and at offset 5 it does not.
+        let mut src = Cursor::new(b"abcde\r\nabcdef\r\n".to_vec());
+        assert_eq!(r.read_until(&mut src, b"\r\n", 5).expect("fits"), b"abcde\r\n");
         assert!(matches!(
             r.read_until(&mut src, b"\r\n", 5),
             Err(Error::LimitOverrun { .. })

@@ -156,9 +156,9 @@ pub trait Link: sealed::Sealed {
     }
 
     /// Reads through the next `sep`, which is included (Python's
-    /// `readuntil`). [`Error::LimitOverrun`] if `sep` does not start within
-    /// the read limit (nothing consumed); [`Error::IncompleteRead`] at end
-    /// of file.
+    /// `readuntil`). [`Error::LimitOverrun`] if more than the read limit's
+    /// worth of bytes come before `sep` (nothing consumed);
+    /// [`Error::IncompleteRead`] at end of file.
     fn read_until(&self, sep: &[u8]) -> Result<Vec<u8>> {
         check_terminator(sep)?;
         let limit = self.endpoint().config.read_limit;
@@ -181,6 +181,8 @@ pub trait Link: sealed::Sealed {
     /// is [`Error::Json`], whose message holds the line. Numbers decode as
     /// written (floats correctly rounded); `NaN` and `Infinity`, which
     /// Python's `json.dumps` can write, are not JSON and are refused.
+    /// Integers beyond 64 bits become the nearest `f64` in a
+    /// `serde_json::Value` (Python keeps them exact).
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
@@ -272,14 +274,21 @@ pub trait Link: sealed::Sealed {
         })
     }
 
-    /// Writes `value` as compact JSON text plus the terminator.
+    /// Writes `value` as serde_json's compact JSON text plus the
+    /// terminator. With the ascii and latin-1 encodings non-ASCII
+    /// characters are escaped (`\u00e9`), as Python's `json.dumps` does, so
+    /// any value can be sent. serde_json writes a non-finite float as
+    /// `null` (Python would write `NaN`, which is not JSON).
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.endpoint().write_with(|conn, codec| {
             conn.write_built(|buf| {
                 if codec.encoding == Encoding::Utf8 {
                     serde_json::to_writer(&mut *buf, value).map_err(Error::Serialize)?;
                 } else {
-                    let text = serde_json::to_string(value).map_err(Error::Serialize)?;
+                    let mut text = serde_json::to_string(value).map_err(Error::Serialize)?;
+                    if matches!(codec.encoding, Encoding::Ascii | Encoding::Latin1) {
+                        text = escape_non_ascii(&text);
+                    }
                     codec.encoding.encode_into(&text, buf)?;
                 }
                 buf.extend_from_slice(&codec.terminator);
@@ -287,6 +296,24 @@ pub trait Link: sealed::Sealed {
             })
         })
     }
+}
+
+/// JSON text with every non-ASCII character as a `\uXXXX` escape (a
+/// surrogate pair above U+FFFF). Such characters only occur inside JSON
+/// strings, where the escape means the same character.
+fn escape_non_ascii(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
 }
 
 fn strip<'a>(frame: &'a [u8], codec: &Codec) -> &'a [u8] {
