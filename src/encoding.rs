@@ -307,20 +307,18 @@ impl FromStr for Encoding {
     }
 }
 
-/// Python's `encodings.normalize_encoding` after lowercasing: every run of
-/// characters other than letters, digits and `.` becomes one `_`, and
-/// leading or trailing runs are dropped.
+/// Python's name normalisation: lowercased, and every run of characters
+/// other than ASCII letters, digits and `.` becomes one `_` (leading and
+/// trailing runs dropped). As in CPython, only ASCII counts as a letter.
 fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut punct = false;
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() || c == '.' {
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' {
             if punct && !out.is_empty() {
                 out.push('_');
             }
-            if c.is_ascii() {
-                out.push(c);
-            }
+            out.push(c.to_ascii_lowercase());
             punct = false;
         } else {
             punct = true;

@@ -95,7 +95,9 @@ impl FrameReader {
         if n <= CHUNK || self.end - self.start >= n {
             return self.read_exact_ref(src, n).map(<[u8]>::to_vec);
         }
-        let mut out = Vec::with_capacity(n);
+        // The count may come from the peer (a corrupt length prefix): grow
+        // as bytes arrive rather than trust it with an allocation.
+        let mut out = Vec::with_capacity(n.min(1 << 20));
         out.extend_from_slice(self.take(self.end - self.start));
         let missing = (n - out.len()) as u64;
         // read_to_end reads into spare capacity without zeroing it first.
@@ -359,7 +361,10 @@ mod tests {
         // fits, "abcdef\r\n" is longer than the limit.
         let mut r = FrameReader::new();
         let mut src = Cursor::new(b"abcde\r\nabcdef\r\n".to_vec());
-        assert_eq!(r.read_until(&mut src, b"\r\n", 5).expect("fits"), b"abcde\r\n");
+        assert_eq!(
+            r.read_until(&mut src, b"\r\n", 5).expect("fits"),
+            b"abcde\r\n"
+        );
         assert!(matches!(
             r.read_until(&mut src, b"\r\n", 5),
             Err(Error::LimitOverrun { .. })

@@ -199,7 +199,7 @@ impl OneClientReadLoopServer {
         while let Some((conn, generation)) = ep.next_connection(seen) {
             seen = generation;
             while ep.current().is_ok_and(|c| Arc::ptr_eq(&c, &conn)) {
-                if let Err(e) = handler.read_and_dispatch(self) {
+                if let Err(e) = self.dispatch(handler) {
                     if ep.detach(&conn, DisconnectReason::Error(e.to_string())) {
                         ep.set_should_be_connected(false);
                         log::error!("{}: read loop failed, client closed: {e}", ep.log_name);
@@ -210,6 +210,19 @@ impl OneClientReadLoopServer {
                 }
             }
         }
+    }
+
+    /// One call of the handler; a panic in it counts as an error, so the
+    /// client is closed and the next one served, as after a callback panic.
+    fn dispatch(&self, handler: &mut impl ReadLoopHandler) -> Result<()> {
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.read_and_dispatch(self)
+        }));
+        call.unwrap_or_else(|_| {
+            Err(Error::InvalidArgument(
+                "the read-loop handler panicked".into(),
+            ))
+        })
     }
 
     /// Closes each client that falls silent for longer than `max`.

@@ -2,7 +2,7 @@
 //! jitter, on a thread of its own, until it succeeds or the client closes.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
@@ -48,14 +48,27 @@ pub(crate) struct Target {
 /// again, backing off between failed attempts.
 pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
     let mut rng = Jitter::seeded();
+    let mut wait = backoff.initial;
+    let mut up_since: Option<Instant> = None;
     while !ep.wait_disconnected() {
-        let mut wait = backoff.initial;
+        // A link that lasted less than the longest wait counts as a failed
+        // attempt (a busy server accepts and closes at once): back off
+        // from where we were instead of hammering it.
+        if up_since.is_some_and(|t| t.elapsed() < backoff.max) {
+            if ep.wait_closed(rng.draw(wait)) {
+                return;
+            }
+            wait = (wait * 2).min(backoff.max);
+        } else {
+            wait = backoff.initial;
+        }
         while !attempt(ep, target) {
             if ep.wait_closed(rng.draw(wait)) {
                 return;
             }
             wait = (wait * 2).min(backoff.max);
         }
+        up_since = Some(Instant::now());
     }
 }
 
