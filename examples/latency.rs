@@ -145,12 +145,23 @@ fn server_with(callback: impl FnMut(&OneClientServer, bool) + Send + 'static) ->
         .expect("server start")
 }
 
+/// A client of `port` without a callback.
 fn client_of(port: u16) -> Client {
-    Client::builder()
-        .host(LOCALHOST_IPV4)
-        .port(port)
-        .connect()
-        .expect("client connect")
+    connect(Client::builder().host(LOCALHOST_IPV4).port(port))
+}
+
+/// A client of `port` whose connect callback is `callback`.
+fn client_with(port: u16, callback: impl FnMut(&Client, bool) + Send + 'static) -> Client {
+    connect(
+        Client::builder()
+            .host(LOCALHOST_IPV4)
+            .port(port)
+            .connect_callback(callback),
+    )
+}
+
+fn connect(builder: ClientBuilder) -> Client {
+    builder.connect().expect("client connect")
 }
 
 fn plain_peer_of(port: u16) -> TcpStream {
@@ -179,12 +190,7 @@ fn client_notices_close(trials: usize) -> Spread {
     let samples = (0..trials)
         .map(|_| {
             let (calls, callback) = Calls::new();
-            let client = Client::builder()
-                .host(LOCALHOST_IPV4)
-                .port(server.port())
-                .connect_callback(callback)
-                .connect()
-                .expect("client connect");
+            let client = client_with(server.port(), callback);
             calls.next(true);
             server
                 .wait_connected(PATIENCE)
@@ -330,12 +336,7 @@ fn rss_kib() -> u64 {
 /// figure is the pair's, not the server's alone: an upper bound.
 fn idle_rows(window: Duration) -> Vec<Row> {
     let server = server_with(|_, _| {});
-    let client = Client::builder()
-        .host(LOCALHOST_IPV4)
-        .port(server.port())
-        .connect_callback(|_, _| {})
-        .connect()
-        .expect("client connect");
+    let client = client_with(server.port(), |_, _| {});
     server
         .wait_connected(PATIENCE)
         .expect("server sees the client");
@@ -405,12 +406,7 @@ fn footprint_rows(links: usize) -> Vec<Row> {
     let before_clients = Footprint::now();
     let clients: Vec<(Client, TcpStream)> = (0..links)
         .map(|_| {
-            let client = Client::builder()
-                .host(LOCALHOST_IPV4)
-                .port(port)
-                .connect_callback(|_, _| {})
-                .connect()
-                .expect("client connect");
+            let client = client_with(port, |_, _| {});
             (client, listener.accept().expect("accept").0)
         })
         .collect();

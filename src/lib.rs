@@ -12,6 +12,8 @@
 //! use ts_tcpip::*;
 //! let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
 //! let client = Client::builder().host(LOCALHOST_IPV4).port(server.port()).connect()?;
+//! // Reads on a side with no peer fail at once: wait for the accept.
+//! server.wait_connected(std::time::Duration::from_secs(5))?;
 //! client.write_str("hello")?;
 //! assert_eq!(server.read_str()?, "hello");
 //! # Ok::<(), ts_tcpip::Error>(())
