@@ -24,13 +24,20 @@ pub(crate) struct Connection {
     peer: SocketAddr,
     /// The receive buffer; held for the whole of one read call, so a frame
     /// is never split between two readers.
-    reader: Mutex<FrameReader>,
+    reader: Mutex<ReadHalf>,
     /// A scratch buffer reused for every frame; holding it makes each frame
     /// one uninterrupted run of bytes on the wire.
     writer: Mutex<Vec<u8>>,
     /// Set before the socket is shut down locally, so that the end of file
     /// this causes is reported as a local close, not the peer's.
     closing: AtomicBool,
+}
+
+/// The receive buffer and the codec the last read used.
+#[derive(Debug)]
+struct ReadHalf {
+    frames: FrameReader,
+    codec: Option<(u64, std::sync::Arc<crate::endpoint::Codec>)>,
 }
 
 /// What a read call on the connection left behind.
@@ -45,7 +52,10 @@ impl Connection {
         Connection {
             stream,
             peer,
-            reader: Mutex::new(FrameReader::new()),
+            reader: Mutex::new(ReadHalf {
+                frames: FrameReader::new(),
+                codec: None,
+            }),
             writer: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
         }
@@ -70,15 +80,23 @@ impl Connection {
         &self,
         counters: &Counters,
         wait: bool,
-        f: impl FnOnce(&mut FrameReader, &mut Source<'_>) -> Result<T>,
+        f: impl FnOnce(
+            &mut FrameReader,
+            &mut Source<'_>,
+            &mut Option<(u64, std::sync::Arc<crate::endpoint::Codec>)>,
+        ) -> Result<T>,
     ) -> ReadOutcome<T> {
-        let mut reader = self.reader.lock();
+        let mut half = self.reader.lock();
+        let ReadHalf {
+            frames: reader,
+            codec,
+        } = &mut *half;
         let mut src = Source {
             stream: &self.stream,
             counters,
             wait,
         };
-        let mut result = f(&mut reader, &mut src);
+        let mut result = f(reader, &mut src, codec);
         let drained = reader.at_eof() && reader.buffered().is_empty();
         if self.is_closing() {
             // The end of file was our own shutdown: report it as the
@@ -155,7 +173,7 @@ impl Connection {
         }
         self.reader
             .try_lock_for(BUSY_READER_WAIT)
-            .is_some_and(|reader| reader.buffered().is_empty())
+            .is_some_and(|half| half.frames.buffered().is_empty())
     }
 
     /// Shuts the socket down, releasing any thread blocked on it with an

@@ -22,6 +22,19 @@ use crate::{Encoding, Error, Result};
 pub(crate) struct Codec {
     pub(crate) encoding: Encoding,
     pub(crate) terminator: Vec<u8>,
+    /// The terminator's searcher, built once rather than per read.
+    pub(crate) finder: memchr::memmem::Finder<'static>,
+}
+
+impl Codec {
+    pub(crate) fn new(encoding: Encoding, terminator: Vec<u8>) -> Codec {
+        let finder = memchr::memmem::Finder::new(&terminator).into_owned();
+        Codec {
+            encoding,
+            terminator,
+            finder,
+        }
+    }
 }
 
 /// One side of a link. Public only so the sealed [`Link`](crate::Link)
@@ -32,6 +45,9 @@ pub struct Endpoint {
     pub(crate) name: String,
     pub(crate) config: LinkConfig,
     codec: RwLock<Arc<Codec>>,
+    /// Bumped by every `set_codec`, so a connection's cached codec is
+    /// checked with one plain load instead of a lock and two RMWs.
+    codec_version: std::sync::atomic::AtomicU64,
     slot: Mutex<Slot>,
     /// Signalled on every change of `slot`.
     changed: Condvar,
@@ -69,10 +85,11 @@ impl Endpoint {
         Endpoint {
             log_name: format!("{role}({})", config.name),
             name: config.name.clone(),
-            codec: RwLock::new(Arc::new(Codec {
-                encoding: config.encoding,
-                terminator: config.terminator.clone(),
-            })),
+            codec: RwLock::new(Arc::new(Codec::new(
+                config.encoding,
+                config.terminator.clone(),
+            ))),
+            codec_version: std::sync::atomic::AtomicU64::new(0),
             slot: Mutex::new(Slot {
                 read_timeout: config.read_timeout,
                 write_timeout: config.write_timeout,
@@ -95,6 +112,24 @@ impl Endpoint {
     pub(crate) fn set_codec(&self, update: impl FnOnce(&Codec) -> Codec) {
         let mut codec = self.codec.write();
         *codec = Arc::new(update(&codec));
+        self.codec_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The codec, through a per-connection cache refreshed only when
+    /// `set_codec` ran since.
+    pub(crate) fn cached_codec<'c>(&self, cache: &'c mut Option<(u64, Arc<Codec>)>) -> &'c Codec {
+        let version = self.codec_version.load(Ordering::Acquire);
+        if !matches!(cache, Some((v, _)) if *v == version) {
+            *cache = None;
+        }
+        // The version is read under the lock set_codec bumps it under, so
+        // the pair cached is consistent.
+        &cache
+            .get_or_insert_with(|| {
+                let codec = self.codec.read();
+                (self.codec_version.load(Ordering::Acquire), codec.clone())
+            })
+            .1
     }
 
     pub(crate) fn connected(&self) -> bool {
@@ -130,7 +165,10 @@ impl Endpoint {
     }
 
     pub(crate) fn current(&self) -> Result<Arc<Connection>> {
-        self.slot.lock().conn.clone().ok_or(Error::NotConnected)
+        match &self.slot.lock().conn {
+            Some(conn) => Ok(conn.clone()),
+            None => Err(Error::NotConnected),
+        }
     }
 
     /// Makes `conn` the connection. An occupied slot is taken over only if
@@ -323,8 +361,10 @@ impl Endpoint {
         f: impl FnOnce(&mut FrameReader, &mut Source<'_>, &Codec) -> Result<T>,
     ) -> Result<T> {
         let conn = self.current()?;
-        let codec = self.codec();
-        let outcome = conn.read(&self.counters, wait, |reader, src| f(reader, src, &codec));
+        let outcome = conn.read(&self.counters, wait, |reader, src, cache| {
+            let codec = self.cached_codec(cache);
+            f(reader, src, codec)
+        });
         match &outcome.result {
             Ok(_) if frame => Counters::add(&self.counters.frames_read, 1),
             Err(e) if e.is_connection_error() => {

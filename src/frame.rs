@@ -56,6 +56,16 @@ impl FrameReader {
         sep: &[u8],
         limit: usize,
     ) -> Result<&[u8]> {
+        self.read_until_with(src, &memchr::memmem::Finder::new(sep), limit)
+    }
+
+    /// As `read_until`, with the separator's searcher built by the caller.
+    pub(crate) fn read_until_with<R: Read>(
+        &mut self,
+        src: &mut R,
+        sep: &memchr::memmem::Finder<'_>,
+        limit: usize,
+    ) -> Result<&[u8]> {
         match self.search(src, sep, limit)? {
             Search::Found(len) => Ok(self.take(len)),
             Search::Eof => Err(Error::IncompleteRead {
@@ -68,7 +78,7 @@ impl FrameReader {
     /// As `read_until(b"\n")`, but end of file returns the partial line
     /// (empty when nothing was left), as Python's `readline` does.
     pub(crate) fn read_line<R: Read>(&mut self, src: &mut R, limit: usize) -> Result<&[u8]> {
-        let len = match self.search(src, b"\n", limit)? {
+        let len = match self.search(src, &memchr::memmem::Finder::new(b"\n"), limit)? {
             Search::Found(len) => len,
             Search::Eof => self.end - self.start,
         };
@@ -99,20 +109,34 @@ impl FrameReader {
         // as bytes arrive rather than trust it with an allocation.
         let mut out = Vec::with_capacity(n.min(1 << 20));
         out.extend_from_slice(self.take(self.end - self.start));
-        let missing = (n - out.len()) as u64;
-        // read_to_end reads into spare capacity without zeroing it first.
-        let result = src.by_ref().take(missing).read_to_end(&mut out);
-        match result {
-            Ok(_) if out.len() == n => Ok(out),
-            Ok(_) => {
-                self.eof = true;
-                Err(Error::IncompleteRead {
-                    partial: out,
-                    expected: Some(n),
-                })
+        let mut filled = out.len();
+        // Reads straight into the result, as much as the socket holds (one
+        // system call per 64 KiB block when the data is there; read_to_end
+        // on a Take starts at 8 KiB and zeroes each chunk anyway). The
+        // zeroed room grows to 1 MiB at once, then doubles as bytes come.
+        while filled < n {
+            if filled == out.len() {
+                let step = filled.max(1 << 20).min(n - filled);
+                out.resize(filled + step, 0);
             }
-            Err(e) => Err(self.keep(out, e)),
+            match src.read(&mut out[filled..]) {
+                Ok(0) => {
+                    out.truncate(filled);
+                    self.eof = true;
+                    return Err(Error::IncompleteRead {
+                        partial: out,
+                        expected: Some(n),
+                    });
+                }
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    out.truncate(filled);
+                    return Err(self.keep(out, e));
+                }
+            }
         }
+        Ok(out)
     }
 
     /// Reads up to `n` bytes: what is buffered, else one read of the
@@ -142,7 +166,13 @@ impl FrameReader {
 
     /// Searches for `sep`, reading more until it is found, the limit is
     /// overrun, or the source ends. Consumes nothing.
-    fn search<R: Read>(&mut self, src: &mut R, sep: &[u8], limit: usize) -> Result<Search> {
+    fn search<R: Read>(
+        &mut self,
+        src: &mut R,
+        finder: &memchr::memmem::Finder<'_>,
+        limit: usize,
+    ) -> Result<Search> {
+        let sep = finder.needle();
         // As in asyncio, the separator may start at any offset up to and
         // including `limit` (a line as long as the limit fits), so the
         // search window is `limit + sep.len()` bytes long.
@@ -151,7 +181,7 @@ impl FrameReader {
         loop {
             let avail = &self.buf[self.start..self.end];
             let upto = avail.len().min(window);
-            if let Some(pos) = memchr::memmem::find(&avail[searched..upto], sep) {
+            if let Some(pos) = finder.find(&avail[searched..upto]) {
                 return Ok(Search::Found(searched + pos + sep.len()));
             }
             if avail.len() >= window {

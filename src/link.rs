@@ -87,10 +87,8 @@ pub trait Link: sealed::Sealed {
 
     /// Changes the encoding; reads and writes already running keep the old.
     fn set_encoding(&self, encoding: Encoding) {
-        self.endpoint().set_codec(|c| Codec {
-            encoding,
-            terminator: c.terminator.clone(),
-        });
+        self.endpoint()
+            .set_codec(|c| Codec::new(encoding, c.terminator.clone()));
     }
 
     /// The terminator of `read_str`, `write_str` and JSON.
@@ -102,10 +100,8 @@ pub trait Link: sealed::Sealed {
     fn set_terminator(&self, terminator: impl Into<Vec<u8>>) -> Result<()> {
         let terminator = terminator.into();
         check_terminator(&terminator)?;
-        self.endpoint().set_codec(|c| Codec {
-            encoding: c.encoding,
-            terminator,
-        });
+        self.endpoint()
+            .set_codec(|c| Codec::new(c.encoding, terminator));
         Ok(())
     }
 
@@ -172,7 +168,7 @@ pub trait Link: sealed::Sealed {
     fn read_str(&self) -> Result<String> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
-            let frame = r.read_until(src, &codec.terminator, limit)?;
+            let frame = r.read_until_with(src, &codec.finder, limit)?;
             codec.encoding.decode(strip(frame, codec))
         })
     }
@@ -186,7 +182,7 @@ pub trait Link: sealed::Sealed {
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
-            parse_json(r.read_until(src, &codec.terminator, limit)?, codec)
+            parse_json(r.read_until_with(src, &codec.finder, limit)?, codec)
         })
     }
 
@@ -204,7 +200,7 @@ pub trait Link: sealed::Sealed {
     fn try_read_str(&self) -> Result<Option<String>> {
         let limit = self.endpoint().config.read_limit;
         optional(self.endpoint().read_with(false, true, |r, src, codec| {
-            let frame = r.read_until(src, &codec.terminator, limit)?;
+            let frame = r.read_until_with(src, &codec.finder, limit)?;
             codec.encoding.decode(strip(frame, codec))
         }))
     }
@@ -214,7 +210,7 @@ pub trait Link: sealed::Sealed {
     fn try_read_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let limit = self.endpoint().config.read_limit;
         optional(self.endpoint().read_with(false, true, |r, src, codec| {
-            parse_json(r.read_until(src, &codec.terminator, limit)?, codec)
+            parse_json(r.read_until_with(src, &codec.finder, limit)?, codec)
         }))
     }
 
