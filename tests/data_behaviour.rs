@@ -13,7 +13,7 @@ use serde_json::Value;
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
 
-use support::{watchdog, WAIT};
+use support::{vm_rss_bytes, watchdog, WAIT};
 
 /// A server with `builder`'s options and reads bounded by `WAIT`, its
 /// callback calls recorded.
@@ -242,24 +242,13 @@ fn b13_a_line_over_the_limit_is_an_overrun_and_the_connection_stays_open() {
     assert!(calls.drain().is_empty(), "no callback on an overrun");
 }
 
-/// The process's resident set, in bytes.
-fn vm_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 #[test]
 fn b13_ten_mib_without_a_terminator_does_not_grow_memory() {
     let _w = watchdog(Duration::from_secs(30));
     const ENDLESS: usize = 10 << 20;
     let (server, peer, _calls) = served(OneClientServer::builder());
     let mut writer = peer.try_clone().unwrap();
-    let rss_before = vm_rss();
+    let rss_before = vm_rss_bytes();
     let sender = thread::spawn(move || {
         let block = [b'x'; 64 * 1024];
         for _ in 0..ENDLESS / block.len() {
@@ -269,7 +258,7 @@ fn b13_ten_mib_without_a_terminator_does_not_grow_memory() {
     });
 
     assert_overrun(server.read_str(), DEFAULT_READ_LIMIT);
-    let grown = vm_rss().saturating_sub(rss_before);
+    let grown = vm_rss_bytes().saturating_sub(rss_before);
     assert!(grown < 8 << 20, "memory grew by {grown} bytes");
     let pulled = server.stats().bytes_read;
     assert!(

@@ -35,7 +35,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
 use socket2::SockRef;
-use support::{expect_eof, init_log, logged, raw_client, recv_line, send_line, watchdog, WAIT};
+use support::{
+    all_threads, crate_threads, expect_eof, init_log, logged, open_fds, raw_client, recv_line,
+    send_line, settles_to, thread_names, vm_rss_bytes, watchdog, WAIT,
+};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
 
@@ -57,62 +60,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 /// of this file runs meanwhile.
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     PROCESS.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_owned())
-        .collect()
-}
-
-/// Threads of this crate: every one it starts is named `tcpip-...`.
-fn crate_threads() -> usize {
-    thread_names()
-        .iter()
-        .filter(|n| n.starts_with("tcpip-"))
-        .count()
-}
-
-fn all_threads() -> usize {
-    thread_names().len()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
-
-fn vm_rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    let kib: usize = line
-        .split_whitespace()
-        .nth(1)
-        .expect("value")
-        .parse()
-        .expect("number");
-    kib * 1024
-}
-
-/// Waits (bounded) until `probe` gives `want`: a joined thread can still be
-/// listed in /proc for a moment after `join` returned, and a closed socket
-/// until the kernel has released it. Returns the last value seen.
-fn settles_to(want: usize, probe: impl Fn() -> usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let now = probe();
-        if now == want || Instant::now() > deadline {
-            return now;
-        }
-        thread::yield_now();
-    }
 }
 
 // ------------------------------------------------------------ helpers

@@ -14,39 +14,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use support::{dial_addr, expect_eof, raw_connect, watchdog, WAIT};
+use support::{
+    all_threads, dial_addr, expect_eof, open_fds, raw_connect, settles_to, watchdog, WAIT,
+};
 use ts_tcpip::testing;
 use ts_tcpip::*;
 
 const PAIRS: usize = 10_000;
 const EXTRA_THREADS: usize = 4;
 const EXTRAS_PER_THREAD: usize = 250;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .count()
-}
-
-/// Waits (bounded) until `probe` gives `want`: a joined thread may be
-/// listed in /proc for a moment after `join` returned. Returns the last
-/// value seen.
-fn settles_to(want: usize, probe: impl Fn() -> usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let now = probe();
-        if now == want || Instant::now() > deadline {
-            return now;
-        }
-        thread::yield_now();
-    }
-}
 
 /// Takes a ticket at a time from `tickets` and makes one connection to
 /// `addr` per ticket, which must be turned away with end of file. Returns
@@ -73,7 +49,7 @@ fn turned_away(
 #[test]
 fn served_client_is_untouched_while_1000_extra_connections_are_turned_away() {
     let _w = watchdog(Duration::from_secs(90));
-    let (fds_before, threads_before) = (open_fds(), threads());
+    let (fds_before, threads_before) = (open_fds(), all_threads());
     let server =
         testing::start_server(OneClientServer::builder().name("load")).expect("server starts");
     let client = testing::connect_client(&server, true).expect("client connects");
@@ -139,7 +115,7 @@ fn served_client_is_untouched_while_1000_extra_connections_are_turned_away() {
     drop(server);
     drop(client);
     let fds_after = settles_to(fds_before, open_fds);
-    let threads_after = settles_to(threads_before, threads);
+    let threads_after = settles_to(threads_before, all_threads);
 
     println!("load: {PAIRS} request/response pairs in {exchange_time:?}");
     println!(

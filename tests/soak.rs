@@ -19,22 +19,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use support::{raw_client, recv_line, send_line, watchdog, WAIT};
+use support::{raw_client, recv_line, send_line, vm_rss_bytes, watchdog, WAIT};
 use ts_tcpip::testing;
 use ts_tcpip::*;
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
-
-fn vm_rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[derive(Default, Debug)]
@@ -143,7 +133,7 @@ fn soak_connect_exchange_drop_reconnect() {
     let (fds_before, threads_before, rss_before) = (
         count("/proc/self/fd"),
         count("/proc/self/task"),
-        vm_rss_kib(),
+        vm_rss_bytes() / 1024,
     );
     let calls = testing::CallbackRecorder::new();
     let server = testing::start_server(
@@ -191,7 +181,7 @@ fn soak_connect_exchange_drop_reconnect() {
                 counts.errors,
                 count("/proc/self/fd"),
                 count("/proc/self/task"),
-                vm_rss_kib()
+                vm_rss_bytes() / 1024
             );
         }
     }
@@ -214,7 +204,7 @@ fn soak_connect_exchange_drop_reconnect() {
     let (fds_after, threads_after, rss_after) = (
         count("/proc/self/fd"),
         count("/proc/self/task"),
-        vm_rss_kib(),
+        vm_rss_bytes() / 1024,
     );
     println!("soak: {elapsed:.1?}: {counts:?}");
     println!(

@@ -214,3 +214,59 @@ pub fn recv_buffered_line(reader: &mut BufReader<TcpStream>) -> String {
     line.truncate(line.len() - 2);
     line
 }
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// The names of this process's threads.
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// Threads of this process.
+pub fn all_threads() -> usize {
+    thread_names().len()
+}
+
+/// Threads of the crate: every one it starts is named `tcpip-...`.
+pub fn crate_threads() -> usize {
+    thread_names()
+        .iter()
+        .filter(|n| n.starts_with("tcpip-"))
+        .count()
+}
+
+/// The process's resident set, in bytes.
+pub fn vm_rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<usize>().ok())
+        .expect("a VmRSS line");
+    kib * 1024
+}
+
+/// Waits (bounded) until `probe` gives `want`: a joined thread can still be
+/// listed in /proc for a moment after `join` returned, and a closed socket
+/// until the kernel has released it. Returns the last value seen.
+pub fn settles_to(want: usize, probe: impl Fn() -> usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = probe();
+        if now == want || std::time::Instant::now() > deadline {
+            return now;
+        }
+        thread::yield_now();
+    }
+}
