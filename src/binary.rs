@@ -11,6 +11,10 @@ use crate::{Error, Result};
 /// (Python's `ctypes.Structure`). Object safe, so
 /// [`write_from`](crate::Link::write_from) can mix types. Declare one with
 /// [`binary_struct!`](crate::binary_struct).
+///
+/// `decode` runs with no lock of the link held. `encode` runs while the
+/// link's write lock is held (so that the frame is written without a copy):
+/// a hand-written `encode` must not write to the same link.
 pub trait BinaryStruct {
     /// Size in bytes on the wire (`ctypes.sizeof`).
     fn size(&self) -> usize;

@@ -178,7 +178,9 @@ pub trait Link: sealed::Sealed {
     /// written (floats correctly rounded); `NaN` and `Infinity`, which
     /// Python's `json.dumps` can write, are not JSON and are refused.
     /// Integers beyond 64 bits become the nearest `f64` in a
-    /// `serde_json::Value` (Python keeps them exact).
+    /// `serde_json::Value` (Python keeps them exact). `T`'s `Deserialize`
+    /// runs on the line in the receive buffer, with its lock held: it must
+    /// not read from the same link.
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
@@ -189,10 +191,8 @@ pub trait Link: sealed::Sealed {
     /// Reads exactly `value.size()` bytes into `value` (Python's
     /// `read_into`).
     fn read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<()> {
-        let size = value.size();
-        self.endpoint().read_with(true, true, |r, src, _| {
-            value.decode(r.read_exact_ref(src, size)?)
-        })
+        let bytes = read_struct_bytes(self.endpoint(), true, value.size())?;
+        value.decode(&bytes)
     }
 
     /// `read_str` without waiting: a line if one has arrived whole, else
@@ -217,11 +217,10 @@ pub trait Link: sealed::Sealed {
     /// `read_into` without waiting: true if the whole struct had arrived,
     /// else false at once, keeping the partial bytes for later.
     fn try_read_into<S: BinaryStruct + ?Sized>(&self, value: &mut S) -> Result<bool> {
-        let size = value.size();
-        let read = self.endpoint().read_with(false, true, |r, src, _| {
-            value.decode(r.read_exact_ref(src, size)?)
-        });
-        optional(read).map(|done| done.is_some())
+        match optional(read_struct_bytes(self.endpoint(), false, value.size()))? {
+            Some(bytes) => value.decode(&bytes).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Writes `data` as it is.
@@ -274,7 +273,9 @@ pub trait Link: sealed::Sealed {
     /// terminator. With the ascii and latin-1 encodings non-ASCII
     /// characters are escaped (`\u00e9`), as Python's `json.dumps` does, so
     /// any value can be sent. serde_json writes a non-finite float as
-    /// `null` (Python would write `NaN`, which is not JSON).
+    /// `null` (Python would write `NaN`, which is not JSON). `value`'s
+    /// `Serialize` runs with the write lock held, straight into the frame
+    /// buffer: it must not write to the same link.
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.endpoint().write_with(|conn, codec| {
             conn.write_built(|buf| {
@@ -291,6 +292,47 @@ pub trait Link: sealed::Sealed {
                 Ok(())
             })
         })
+    }
+}
+
+/// Bytes of one struct, copied out of the receive buffer so that the
+/// struct's `decode` (user code, for a hand-written `BinaryStruct`) runs
+/// with no lock held. Structs up to 256 bytes take no allocation.
+fn read_struct_bytes(ep: &Endpoint, wait: bool, size: usize) -> Result<StructBytes> {
+    ep.read_with(wait, true, |r, src, _| {
+        r.read_exact_ref(src, size).map(StructBytes::new)
+    })
+}
+
+/// A struct's bytes, on the stack when small.
+// Short-lived on the stack by design: the large variant is the point.
+#[allow(clippy::large_enum_variant)]
+enum StructBytes {
+    Inline([u8; 256], usize),
+    Heap(Vec<u8>),
+}
+
+impl StructBytes {
+    fn new(bytes: &[u8]) -> StructBytes {
+        let mut inline = [0u8; 256];
+        match inline.get_mut(..bytes.len()) {
+            Some(head) => {
+                head.copy_from_slice(bytes);
+                StructBytes::Inline(inline, bytes.len())
+            }
+            None => StructBytes::Heap(bytes.to_vec()),
+        }
+    }
+}
+
+impl std::ops::Deref for StructBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            StructBytes::Inline(bytes, len) => &bytes[..*len],
+            StructBytes::Heap(bytes) => bytes,
+        }
     }
 }
 

@@ -149,3 +149,45 @@ fn an_invalid_bool_is_an_error_and_the_link_stays_open() {
     ));
     assert_eq!(server.read_str().expect("the link goes on"), "next");
 }
+
+/// A hand-written struct whose decode reads from the link it came from:
+/// possible only if no lock of the link is held while user code runs.
+struct Chained {
+    server: std::sync::Arc<OneClientServer>,
+    first: u8,
+    next_line: Option<String>,
+}
+
+impl BinaryStruct for Chained {
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.first);
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<()> {
+        self.first = bytes[0];
+        self.next_line = self.server.read_str().ok();
+        Ok(())
+    }
+}
+
+#[test]
+fn read_into_runs_a_hand_written_decode_with_no_lock_held() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = std::sync::Arc::new(
+        testing::start_server(OneClientServer::builder().read_timeout(Some(WAIT))).expect("server"),
+    );
+    let mut peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("connected");
+    peer.write_all(b"\x07line\r\n").expect("raw write");
+    let mut value = Chained {
+        server: server.clone(),
+        first: 0,
+        next_line: None,
+    };
+    server.read_into(&mut value).expect("read_into");
+    assert_eq!((value.first, value.next_line.as_deref()), (7, Some("line")));
+}
