@@ -200,7 +200,7 @@ impl OneClientReadLoopServer {
             seen = generation;
             while ep.current().is_ok_and(|c| Arc::ptr_eq(&c, &conn)) {
                 if let Err(e) = self.dispatch(handler) {
-                    if ep.detach(&conn, DisconnectReason::Error(e.to_string())) {
+                    if ep.detach(&conn, DisconnectReason::Error(e.clone())) {
                         ep.set_should_be_connected(false);
                         log::error!("{}: read loop failed, client closed: {e}", ep.log_name);
                     } else {
@@ -212,17 +212,17 @@ impl OneClientReadLoopServer {
         }
     }
 
-    /// One call of the handler; a panic in it counts as an error, so the
-    /// client is closed and the next one served, as after a callback panic.
-    fn dispatch(&self, handler: &mut impl ReadLoopHandler) -> Result<()> {
+    /// One call of the handler, its error as text; a panic in it counts as
+    /// an error, so the client is closed and the next one served, as after
+    /// a callback panic.
+    fn dispatch(&self, handler: &mut impl ReadLoopHandler) -> std::result::Result<(), String> {
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             handler.read_and_dispatch(self)
         }));
-        call.unwrap_or_else(|_| {
-            Err(Error::InvalidArgument(
-                "the read-loop handler panicked".into(),
-            ))
-        })
+        match call {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("the read-loop handler panicked".to_owned()),
+        }
     }
 
     /// Closes each client that falls silent for longer than `max`.
