@@ -256,8 +256,8 @@ impl Client {
 /// Writes a heartbeat line every `period` while connected, until closed.
 fn send_heartbeats(ep: &Endpoint, period: Duration) {
     loop {
-        let sent = ep.write_with(|conn, codec| {
-            conn.write_built(|buf| {
+        let sent = ep.write_with(|w, codec| {
+            w.write_built(|buf| {
                 buf.extend_from_slice(HEARTBEAT);
                 buf.extend_from_slice(&codec.terminator);
                 Ok(())

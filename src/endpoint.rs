@@ -2,40 +2,22 @@
 //! client: the current connection, the change notifications, the counters
 //! and the threads to join.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::codec::{Codec, SharedCodec};
 use crate::config::LinkConfig;
-use crate::connection::{Connection, Source};
+use crate::connection::Connection;
 use crate::events::{ConnectionEvent, DisconnectReason, Events};
 use crate::frame::FrameReader;
+use crate::half::{Half, PerConnection, ReadHalf, ReadOutcome, Source, WriteHalf, Writer};
+use crate::net::{self, Peek};
 use crate::stats::Counters;
-use crate::{Encoding, Error, Result};
-
-/// Encoding and terminator, swapped whole so a read in progress keeps the
-/// pair it started with.
-#[derive(Debug)]
-pub(crate) struct Codec {
-    pub(crate) encoding: Encoding,
-    pub(crate) terminator: Vec<u8>,
-    /// The terminator's searcher, built once rather than per read.
-    pub(crate) finder: memchr::memmem::Finder<'static>,
-}
-
-impl Codec {
-    pub(crate) fn new(encoding: Encoding, terminator: Vec<u8>) -> Codec {
-        let finder = memchr::memmem::Finder::new(&terminator).into_owned();
-        Codec {
-            encoding,
-            terminator,
-            finder,
-        }
-    }
-}
+use crate::{Error, Result};
 
 /// One side of a link. Public only so the sealed [`Link`](crate::Link)
 /// trait can name it; not reachable from outside the crate.
@@ -44,11 +26,16 @@ pub struct Endpoint {
     pub(crate) log_name: String,
     pub(crate) name: String,
     pub(crate) config: LinkConfig,
-    codec: RwLock<Arc<Codec>>,
-    /// Bumped by every `set_codec`, so a connection's cached codec is
-    /// checked with one plain load instead of a lock and two RMWs.
-    codec_version: std::sync::atomic::AtomicU64,
+    pub(crate) codec: SharedCodec,
     slot: Mutex<Slot>,
+    /// Bumped (under the slot lock) by every attach and detach: a half
+    /// bound at the current epoch serves the current connection.
+    epoch: AtomicU64,
+    /// Lock order: a thread holding a half never waits for the slot lock,
+    /// and the slot lock's holder only tries a half (`is_dead`,
+    /// `release_halves`). The two halves are never held together.
+    reader: Mutex<ReadHalf>,
+    writer: Mutex<WriteHalf>,
     /// Signalled on every change of `slot`.
     changed: Condvar,
     should_be_connected: AtomicBool,
@@ -71,8 +58,6 @@ struct Threads {
 #[derive(Default)]
 struct Slot {
     conn: Option<Arc<Connection>>,
-    /// Counts connections attached, so a waiter can tell a new one.
-    generation: u64,
     closed: bool,
     /// Applied to every connection; they outlive it ("a read timeout stays
     /// until changed").
@@ -82,19 +67,19 @@ struct Slot {
 
 impl Endpoint {
     pub(crate) fn new(role: &str, config: LinkConfig) -> Endpoint {
+        let codec = SharedCodec::new(Codec::new(config.encoding, config.terminator.clone()));
         Endpoint {
             log_name: format!("{role}({})", config.name),
             name: config.name.clone(),
-            codec: RwLock::new(Arc::new(Codec::new(
-                config.encoding,
-                config.terminator.clone(),
-            ))),
-            codec_version: std::sync::atomic::AtomicU64::new(0),
+            reader: Mutex::new(Half::new(&codec)),
+            writer: Mutex::new(Half::new(&codec)),
+            codec,
             slot: Mutex::new(Slot {
                 read_timeout: config.read_timeout,
                 write_timeout: config.write_timeout,
                 ..Slot::default()
             }),
+            epoch: AtomicU64::new(0),
             config,
             changed: Condvar::new(),
             should_be_connected: AtomicBool::new(false),
@@ -103,33 +88,6 @@ impl Endpoint {
             threads: Mutex::default(),
             joining: Mutex::new(()),
         }
-    }
-
-    pub(crate) fn codec(&self) -> Arc<Codec> {
-        self.codec.read().clone()
-    }
-
-    pub(crate) fn set_codec(&self, update: impl FnOnce(&Codec) -> Codec) {
-        let mut codec = self.codec.write();
-        *codec = Arc::new(update(&codec));
-        self.codec_version.fetch_add(1, Ordering::Release);
-    }
-
-    /// The codec, through a per-connection cache refreshed only when
-    /// `set_codec` ran since.
-    pub(crate) fn cached_codec<'c>(&self, cache: &'c mut Option<(u64, Arc<Codec>)>) -> &'c Codec {
-        let version = self.codec_version.load(Ordering::Acquire);
-        if !matches!(cache, Some((v, _)) if *v == version) {
-            *cache = None;
-        }
-        // The version is read under the lock set_codec bumps it under, so
-        // the pair cached is consistent.
-        &cache
-            .get_or_insert_with(|| {
-                let codec = self.codec.read();
-                (self.codec_version.load(Ordering::Acquire), codec.clone())
-            })
-            .1
     }
 
     pub(crate) fn connected(&self) -> bool {
@@ -185,7 +143,7 @@ impl Endpoint {
             return Err(conn);
         }
         if let Some(old) = slot.conn.clone() {
-            if !(replace_dead && old.is_dead()) {
+            if !(replace_dead && self.is_dead(&old)) {
                 return Err(conn);
             }
             self.detach_locked(&mut slot, &old, DisconnectReason::PeerClosed);
@@ -195,7 +153,7 @@ impl Endpoint {
             log::warn!("{}: cannot set timeouts on {peer}: {e}", self.log_name);
         }
         slot.conn = Some(conn);
-        slot.generation += 1;
+        self.epoch.fetch_add(1, Ordering::Release);
         self.set_should_be_connected(true);
         Counters::add(&self.counters.connections_accepted, 1);
         log::info!("{}: connected to {peer}", self.log_name);
@@ -229,7 +187,9 @@ impl Endpoint {
             return false;
         }
         slot.conn = None;
+        self.epoch.fetch_add(1, Ordering::Release);
         conn.shutdown();
+        self.release_halves(conn);
         Counters::add(&self.counters.disconnects, 1);
         let peer = conn.peer();
         log::info!("{}: disconnected from {peer}: {reason:?}", self.log_name);
@@ -275,15 +235,19 @@ impl Endpoint {
         }
     }
 
-    /// Waits until a connection newer than `seen` exists; None once closed.
+    /// Waits until a connection newer than the one current at epoch `seen`
+    /// exists; returns it with its epoch. None once closed.
     pub(crate) fn next_connection(&self, seen: u64) -> Option<(Arc<Connection>, u64)> {
         let mut slot = self.slot.lock();
         loop {
             if slot.closed {
                 return None;
             }
-            if let (Some(conn), true) = (&slot.conn, slot.generation != seen) {
-                return Some((conn.clone(), slot.generation));
+            // Only attach and detach move the epoch, and a detach empties
+            // the slot: a connection at another epoch is a new one.
+            let epoch = self.epoch.load(Ordering::Acquire);
+            if let (Some(conn), true) = (&slot.conn, epoch != seen) {
+                return Some((conn.clone(), epoch));
             }
             self.changed.wait(&mut slot);
         }
@@ -348,58 +312,142 @@ impl Endpoint {
     /// mistake each other's look at the receive buffer for a busy reader.
     pub(crate) fn detach_if_dead(&self, conn: &Arc<Connection>) -> bool {
         let mut slot = self.slot.lock();
-        conn.is_dead() && self.detach_locked(&mut slot, conn, DisconnectReason::PeerClosed)
+        self.is_dead(conn) && self.detach_locked(&mut slot, conn, DisconnectReason::PeerClosed)
+    }
+
+    /// True when `conn`'s peer has closed and nothing it sent is left
+    /// unread. Called with the slot lock held.
+    ///
+    /// Once the socket is at end of file a blocked reader returns at once,
+    /// so a busy read half is waited for (briefly) rather than taken for a
+    /// live link: a client that connects just after the old one dropped
+    /// must not be turned away because a reader had not yet woken. The
+    /// wait is a timed try, and a reader never waits for the slot lock with
+    /// the read half held, so the two cannot deadlock.
+    fn is_dead(&self, conn: &Arc<Connection>) -> bool {
+        const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
+        if !matches!(net::peek_now(conn.stream()), Ok(Peek::Eof) | Err(_)) {
+            return false;
+        }
+        self.reader
+            .try_lock_for(BUSY_READER_WAIT)
+            .is_some_and(|half| !half.serves(conn) || half.buffered().is_empty())
+    }
+
+    /// Lets the halves drop an ended connection now, unless busy (a busy
+    /// half drops it when its call ends). Called with the slot lock held,
+    /// so only tried.
+    fn release_halves(&self, conn: &Arc<Connection>) {
+        if let Some(mut half) = self.reader.try_lock().filter(|h| h.serves(conn)) {
+            half.release();
+        }
+        if let Some(mut half) = self.writer.try_lock().filter(|h| h.serves(conn)) {
+            half.release();
+        }
+    }
+
+    /// A half locked and bound to the current connection; None without
+    /// one. (An Option, not a Result: it comes back in a register.)
+    #[inline]
+    fn bound<'a, S: PerConnection>(
+        &'a self,
+        half: &'a Mutex<Half<S>>,
+    ) -> Option<MutexGuard<'a, Half<S>>> {
+        let mut guard = half.lock();
+        loop {
+            if guard.epoch() == self.epoch.load(Ordering::Acquire) {
+                return guard.is_bound().then_some(guard);
+            }
+            // The slot lock is never waited for with a half held.
+            drop(guard);
+            let (epoch, conn) = {
+                let slot = self.slot.lock();
+                (self.epoch.load(Ordering::Acquire), slot.conn.clone())
+            };
+            guard = half.lock();
+            guard.rebind(epoch, conn);
+        }
+    }
+
+    /// After a call: a half whose connection ended meanwhile lets go of it.
+    fn release_if_stale<S: PerConnection>(&self, half: &mut Half<S>) {
+        if half.epoch() != self.epoch.load(Ordering::Acquire) {
+            half.release();
+        }
+    }
+
+    /// Ends `conn`, taken from `half` (whose lock is released first).
+    fn end<S: PerConnection>(&self, mut half: MutexGuard<'_, Half<S>>, reason: DisconnectReason) {
+        let conn = half.release();
+        drop(half);
+        if let Some(conn) = conn {
+            self.detach(&conn, reason);
+        }
     }
 
     /// One read call on the current connection (`frame`: count it as a
     /// frame when it succeeds). A connection error, or the peer's end of
     /// file once everything before it has been read, ends the connection.
+    // Inlined into each read method, so the value read stays in registers
+    // instead of a round trip through memory that stalls the load.
+    #[inline(always)]
     pub(crate) fn read_with<T>(
         &self,
         wait: bool,
         frame: bool,
         f: impl FnOnce(&mut FrameReader, &mut Source<'_>, &Codec) -> Result<T>,
     ) -> Result<T> {
-        let conn = self.current()?;
-        let outcome = conn.read(&self.counters, wait, |reader, src, cache| {
-            let codec = self.cached_codec(cache);
-            f(reader, src, codec)
-        });
-        match &outcome.result {
-            Ok(_) if frame => Counters::add(&self.counters.frames_read, 1),
-            Err(e) if e.is_connection_error() => {
-                let reason = match e {
-                    Error::ConnectionLost(io) => DisconnectReason::Error(io.to_string()),
-                    _ => DisconnectReason::PeerClosed,
-                };
-                self.detach(&conn, reason);
-                return outcome.result;
+        let Some(mut half) = self.bound(&self.reader) else {
+            return Err(Error::NotConnected);
+        };
+        let ReadOutcome { result, drained } = half.read(&self.codec, &self.counters, wait, f);
+        // Ok is rebuilt rather than `result` moved whole: the error type is
+        // large, and copying it back costs more than the rest of the call.
+        match result {
+            Ok(value) => {
+                if frame {
+                    Counters::add_exclusive(&self.counters.frames_read, 1);
+                }
+                match drained {
+                    true => self.end(half, DisconnectReason::PeerClosed),
+                    false => self.release_if_stale(&mut half),
+                }
+                Ok(value)
             }
-            _ => {}
+            Err(e) => {
+                let reason = match &e {
+                    Error::ConnectionLost(io) => Some(DisconnectReason::Error(io.to_string())),
+                    e if e.is_connection_error() || drained => Some(DisconnectReason::PeerClosed),
+                    _ => None,
+                };
+                match reason {
+                    Some(reason) => self.end(half, reason),
+                    None => self.release_if_stale(&mut half),
+                }
+                Err(e)
+            }
         }
-        if outcome.drained {
-            self.detach(&conn, DisconnectReason::PeerClosed);
-        }
-        outcome.result
     }
 
     /// One frame written on the current connection by `f`, which returns
     /// the bytes it sent. A connection error ends the connection.
     pub(crate) fn write_with(
         &self,
-        f: impl FnOnce(&Connection, &Codec) -> Result<usize>,
+        f: impl FnOnce(Writer<'_>, &Codec) -> Result<usize>,
     ) -> Result<()> {
-        let conn = self.current()?;
-        let codec = self.codec();
-        match f(&conn, &codec) {
+        let Some(mut half) = self.bound(&self.writer) else {
+            return Err(Error::NotConnected);
+        };
+        match half.write(&self.codec, f) {
             Ok(n) => {
-                Counters::add(&self.counters.bytes_written, n as u64);
-                Counters::add(&self.counters.frames_written, 1);
+                Counters::add_exclusive(&self.counters.bytes_written, n as u64);
+                Counters::add_exclusive(&self.counters.frames_written, 1);
+                self.release_if_stale(&mut half);
                 Ok(())
             }
             Err(e) => {
                 if let Error::ConnectionLost(io) = &e {
-                    self.detach(&conn, DisconnectReason::Error(io.to_string()));
+                    self.end(half, DisconnectReason::Error(io.to_string()));
                 }
                 Err(e)
             }

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read};
 
+use crate::separator::Separator;
 use crate::{Error, Result};
 
 /// Bytes asked of the source per read: enough for many short lines per
@@ -34,16 +35,14 @@ enum Search {
 }
 
 impl FrameReader {
-    pub(crate) fn new() -> FrameReader {
-        FrameReader::default()
-    }
-
     /// The bytes received and not yet read.
+    #[inline]
     pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// True once the source has reported end of file.
+    #[inline]
     pub(crate) fn at_eof(&self) -> bool {
         self.eof
     }
@@ -56,16 +55,20 @@ impl FrameReader {
         sep: &[u8],
         limit: usize,
     ) -> Result<&[u8]> {
-        self.read_until_with(src, &memchr::memmem::Finder::new(sep), limit)
+        self.read_until_with(src, &Separator::new(sep), limit)
     }
 
-    /// As `read_until`, with the separator's searcher built by the caller.
+    /// As `read_until`, with the separator built by the caller.
     pub(crate) fn read_until_with<R: Read>(
         &mut self,
         src: &mut R,
-        sep: &memchr::memmem::Finder<'_>,
+        sep: &Separator,
         limit: usize,
     ) -> Result<&[u8]> {
+        // The usual case for short lines, without the search loop.
+        if let Some(len) = self.buffered_frame(sep, limit) {
+            return Ok(self.take(len));
+        }
         match self.search(src, sep, limit)? {
             Search::Found(len) => Ok(self.take(len)),
             Search::Eof => Err(Error::IncompleteRead {
@@ -78,7 +81,7 @@ impl FrameReader {
     /// As `read_until(b"\n")`, but end of file returns the partial line
     /// (empty when nothing was left), as Python's `readline` does.
     pub(crate) fn read_line<R: Read>(&mut self, src: &mut R, limit: usize) -> Result<&[u8]> {
-        let len = match self.search(src, &memchr::memmem::Finder::new(b"\n"), limit)? {
+        let len = match self.search(src, &Separator::new(b"\n"), limit)? {
             Search::Found(len) => len,
             Search::Eof => self.end - self.start,
         };
@@ -164,15 +167,24 @@ impl FrameReader {
         }
     }
 
+    /// The length of a whole frame already buffered, if there is one.
+    #[inline]
+    fn buffered_frame(&self, separator: &Separator, limit: usize) -> Option<usize> {
+        let sep = separator.bytes();
+        let avail = &self.buf[self.start..self.end];
+        let upto = avail.len().min(limit.saturating_add(sep.len()));
+        separator.find(&avail[..upto]).map(|pos| pos + sep.len())
+    }
+
     /// Searches for `sep`, reading more until it is found, the limit is
     /// overrun, or the source ends. Consumes nothing.
     fn search<R: Read>(
         &mut self,
         src: &mut R,
-        finder: &memchr::memmem::Finder<'_>,
+        separator: &Separator,
         limit: usize,
     ) -> Result<Search> {
-        let sep = finder.needle();
+        let sep = separator.bytes();
         // As in asyncio, the separator may start at any offset up to and
         // including `limit` (a line as long as the limit fits), so the
         // search window is `limit + sep.len()` bytes long.
@@ -181,7 +193,7 @@ impl FrameReader {
         loop {
             let avail = &self.buf[self.start..self.end];
             let upto = avail.len().min(window);
-            if let Some(pos) = finder.find(&avail[searched..upto]) {
+            if let Some(pos) = separator.find(&avail[searched..upto]) {
                 return Ok(Search::Found(searched + pos + sep.len()));
             }
             if avail.len() >= window {
@@ -238,6 +250,7 @@ impl FrameReader {
     }
 
     /// Consumes `len` unread bytes and returns them.
+    #[inline]
     fn take(&mut self, len: usize) -> &[u8] {
         let frame = self.start..self.start + len;
         self.start += len;
@@ -300,7 +313,7 @@ mod tests {
         let stream = b"one\r\ntwo\r\n\r\nthree\r\n";
         for cut in 0..=stream.len() {
             let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
-            let mut r = FrameReader::new();
+            let mut r = FrameReader::default();
             for want in [&b"one\r\n"[..], b"two\r\n", b"\r\n", b"three\r\n"] {
                 assert_eq!(
                     r.read_until(&mut src, b"\r\n", 100).expect("frame"),
@@ -314,7 +327,7 @@ mod tests {
     #[test]
     fn b11_timeout_mid_frame_keeps_the_partial_bytes() {
         let mut src = Chunks::new(&[Some(b"hel"), None, Some(b"lo\n")]);
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         assert!(matches!(
             r.read_until(&mut src, b"\n", 100),
             Err(Error::Timeout)
@@ -330,7 +343,7 @@ mod tests {
     fn b11_timeout_in_a_large_read_exact_keeps_the_bytes() {
         let big = vec![7u8; 3 * CHUNK];
         let mut src = Chunks::new(&[Some(&big[..CHUNK + 5]), None, Some(&big[CHUNK + 5..])]);
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         assert!(matches!(
             r.read_exact(&mut src, big.len()),
             Err(Error::Timeout)
@@ -341,7 +354,7 @@ mod tests {
 
     #[test]
     fn b12_eof_mid_frame_hands_back_the_partial_bytes() {
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         let mut src = Cursor::new(b"par".to_vec());
         match r.read_until(&mut src, b"\n", 100) {
             Err(Error::IncompleteRead {
@@ -351,7 +364,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut src = Cursor::new(b"abc".to_vec());
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         match r.read_exact(&mut src, 5) {
             Err(Error::IncompleteRead {
                 partial,
@@ -364,7 +377,7 @@ mod tests {
 
     #[test]
     fn b12_read_line_returns_the_partial_line_at_eof() {
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         let mut src = Cursor::new(b"a\nbc".to_vec());
         assert_eq!(r.read_line(&mut src, 100).expect("line"), b"a\n");
         assert_eq!(r.read_line(&mut src, 100).expect("partial"), b"bc");
@@ -373,7 +386,7 @@ mod tests {
 
     #[test]
     fn b13_limit_overrun_consumes_nothing() {
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         let mut src = Cursor::new(b"0123456789\n".to_vec());
         match r.read_until(&mut src, b"\n", 5) {
             Err(Error::LimitOverrun { limit: 5, buffered }) => assert!(buffered >= 5),
@@ -389,7 +402,7 @@ mod tests {
     fn b13_a_line_as_long_as_the_limit_fits_and_one_byte_more_overruns() {
         // As Python's StreamReader(limit=5).readuntil(b"\r\n"): "abcde\r\n"
         // fits, "abcdef\r\n" is longer than the limit.
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         let mut src = Cursor::new(b"abcde\r\nabcdef\r\n".to_vec());
         assert_eq!(
             r.read_until(&mut src, b"\r\n", 5).expect("fits"),
@@ -405,7 +418,7 @@ mod tests {
     fn b13_endless_line_keeps_memory_near_the_limit() {
         let limit = 64 * 1024;
         let mut src = io::repeat(b'x').take(10 << 20);
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         assert!(matches!(
             r.read_until(&mut src, b"\n", limit),
             Err(Error::LimitOverrun { .. })
@@ -419,7 +432,7 @@ mod tests {
 
     #[test]
     fn read_some_and_read_to_end_take_buffered_bytes_first() {
-        let mut r = FrameReader::new();
+        let mut r = FrameReader::default();
         let mut src = Chunks::new(&[Some(b"line\nrest"), Some(b" and more")]);
         assert_eq!(r.read_until(&mut src, b"\n", 100).expect("line"), b"line\n");
         assert_eq!(r.read_some(&mut src, 2).expect("two"), b"re");
@@ -434,7 +447,7 @@ mod tests {
         let stream = b"aXYZZbXYZZYc";
         for cut in 0..=stream.len() {
             let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
-            let mut r = FrameReader::new();
+            let mut r = FrameReader::default();
             assert_eq!(
                 r.read_until(&mut src, sep, 100).expect("frame"),
                 b"aXYZZbXYZZY"
@@ -468,7 +481,7 @@ mod tests {
                 at = end;
             }
             let mut src = Chunks::new(&chunks);
-            let mut r = FrameReader::new();
+            let mut r = FrameReader::default();
             let mut got = Vec::new();
             while got.len() < lines.len() {
                 match r.read_until(&mut src, sep.as_bytes(), 100) {

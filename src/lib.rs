@@ -24,6 +24,7 @@
 
 mod binary;
 mod client;
+mod codec;
 mod config;
 mod connection;
 mod encoding;
@@ -31,11 +32,13 @@ mod endpoint;
 mod error;
 mod events;
 mod frame;
+mod half;
 mod link;
 mod monitor;
 mod net;
 mod read_loop;
 mod reconnect;
+mod separator;
 mod server;
 mod stats;
 pub mod testing;

@@ -7,8 +7,9 @@ use crossbeam_channel::Receiver;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::Codec;
 use crate::config::check_terminator;
-use crate::endpoint::{Codec, Endpoint};
+use crate::endpoint::Endpoint;
 use crate::{BinaryStruct, ConnectionEvent, Encoding, Error, Result, Stats};
 
 pub(crate) mod sealed {
@@ -82,18 +83,19 @@ pub trait Link: sealed::Sealed {
 
     /// The encoding of `read_str`, `write_str` and JSON.
     fn encoding(&self) -> Encoding {
-        self.endpoint().codec().encoding
+        self.endpoint().codec.get().encoding
     }
 
     /// Changes the encoding; reads and writes already running keep the old.
     fn set_encoding(&self, encoding: Encoding) {
         self.endpoint()
-            .set_codec(|c| Codec::new(encoding, c.terminator.clone()));
+            .codec
+            .set(|c| Codec::new(encoding, c.terminator.clone()));
     }
 
     /// The terminator of `read_str`, `write_str` and JSON.
     fn terminator(&self) -> Vec<u8> {
-        self.endpoint().codec().terminator.clone()
+        self.endpoint().codec.get().terminator.clone()
     }
 
     /// Changes the terminator; an empty one is [`Error::InvalidArgument`].
@@ -101,7 +103,8 @@ pub trait Link: sealed::Sealed {
         let terminator = terminator.into();
         check_terminator(&terminator)?;
         self.endpoint()
-            .set_codec(|c| Codec::new(c.encoding, terminator));
+            .codec
+            .set(|c| Codec::new(c.encoding, terminator));
         Ok(())
     }
 
@@ -167,10 +170,13 @@ pub trait Link: sealed::Sealed {
     /// strictly. Undecodable bytes are [`Error::Decode`] with the bytes.
     fn read_str(&self) -> Result<String> {
         let limit = self.endpoint().config.read_limit;
+        let mut line = String::new();
         self.endpoint().read_with(true, true, |r, src, codec| {
-            let frame = r.read_until_with(src, &codec.finder, limit)?;
-            codec.encoding.decode(strip(frame, codec))
-        })
+            let frame = r.read_until_with(src, &codec.separator, limit)?;
+            line = codec.encoding.decode(strip(frame, codec))?;
+            Ok(())
+        })?;
+        Ok(line)
     }
 
     /// Reads a line as `read_str` does and parses it as JSON. Invalid JSON
@@ -184,7 +190,7 @@ pub trait Link: sealed::Sealed {
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
-            parse_json(r.read_until_with(src, &codec.finder, limit)?, codec)
+            parse_json(r.read_until_with(src, &codec.separator, limit)?, codec)
         })
     }
 
@@ -200,7 +206,7 @@ pub trait Link: sealed::Sealed {
     fn try_read_str(&self) -> Result<Option<String>> {
         let limit = self.endpoint().config.read_limit;
         optional(self.endpoint().read_with(false, true, |r, src, codec| {
-            let frame = r.read_until_with(src, &codec.finder, limit)?;
+            let frame = r.read_until_with(src, &codec.separator, limit)?;
             codec.encoding.decode(strip(frame, codec))
         }))
     }
@@ -210,7 +216,7 @@ pub trait Link: sealed::Sealed {
     fn try_read_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let limit = self.endpoint().config.read_limit;
         optional(self.endpoint().read_with(false, true, |r, src, codec| {
-            parse_json(r.read_until_with(src, &codec.finder, limit)?, codec)
+            parse_json(r.read_until_with(src, &codec.separator, limit)?, codec)
         }))
     }
 
@@ -225,7 +231,7 @@ pub trait Link: sealed::Sealed {
 
     /// Writes `data` as it is.
     fn write(&self, data: &[u8]) -> Result<()> {
-        self.endpoint().write_with(|conn, _| conn.write_slice(data))
+        self.endpoint().write_with(|w, _| w.write_slice(data))
     }
 
     /// Writes every item, back to back, in one write (Python's
@@ -235,8 +241,8 @@ pub trait Link: sealed::Sealed {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.endpoint().write_with(|conn, _| {
-            conn.write_built(|buf| {
+        self.endpoint().write_with(|w, _| {
+            w.write_built(|buf| {
                 lines
                     .into_iter()
                     .for_each(|l| buf.extend_from_slice(l.as_ref()));
@@ -248,8 +254,8 @@ pub trait Link: sealed::Sealed {
     /// Writes each struct's bytes, back to back, in one write (Python's
     /// `write_from`).
     fn write_from(&self, structs: &[&dyn BinaryStruct]) -> Result<()> {
-        self.endpoint().write_with(|conn, _| {
-            conn.write_built(|buf| {
+        self.endpoint().write_with(|w, _| {
+            w.write_built(|buf| {
                 structs.iter().for_each(|s| s.encode(buf));
                 Ok(())
             })
@@ -260,8 +266,8 @@ pub trait Link: sealed::Sealed {
     /// one write. Text the encoding cannot hold is [`Error::Encode`], and
     /// nothing is sent.
     fn write_str(&self, line: &str) -> Result<()> {
-        self.endpoint().write_with(|conn, codec| {
-            conn.write_built(|buf| {
+        self.endpoint().write_with(|w, codec| {
+            w.write_built(|buf| {
                 codec.encoding.encode_into(line, buf)?;
                 buf.extend_from_slice(&codec.terminator);
                 Ok(())
@@ -277,8 +283,8 @@ pub trait Link: sealed::Sealed {
     /// `Serialize` runs with the write lock held, straight into the frame
     /// buffer: it must not write to the same link.
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.endpoint().write_with(|conn, codec| {
-            conn.write_built(|buf| {
+        self.endpoint().write_with(|w, codec| {
+            w.write_built(|buf| {
                 if codec.encoding == Encoding::Utf8 {
                     serde_json::to_writer(&mut *buf, value).map_err(Error::Serialize)?;
                 } else {
@@ -354,6 +360,7 @@ fn escape_non_ascii(json: &str) -> String {
     out
 }
 
+#[inline]
 fn strip<'a>(frame: &'a [u8], codec: &Codec) -> &'a [u8] {
     &frame[..frame.len() - codec.terminator.len()]
 }

@@ -19,8 +19,8 @@ use crate::net::{self, Peek};
 /// Watches each connection of `ep` in turn until `ep` is closed.
 pub(crate) fn run(ep: &Endpoint, interval: Duration) {
     let mut seen = 0;
-    while let Some((conn, generation)) = ep.next_connection(seen) {
-        seen = generation;
+    while let Some((conn, epoch)) = ep.next_connection(seen) {
+        seen = epoch;
         watch(ep, &conn, interval);
     }
 }

@@ -196,8 +196,8 @@ impl OneClientReadLoopServer {
     fn read_loop(&self, handler: &mut impl ReadLoopHandler) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, generation)) = ep.next_connection(seen) {
-            seen = generation;
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
+            seen = epoch;
             while ep.current().is_ok_and(|c| Arc::ptr_eq(&c, &conn)) {
                 if let Err(e) = self.dispatch(handler) {
                     if ep.detach(&conn, DisconnectReason::Error(e.clone())) {
@@ -229,8 +229,8 @@ impl OneClientReadLoopServer {
     fn monitor_heartbeats(&self, max: Duration) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, generation)) = ep.next_connection(seen) {
-            seen = generation;
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
+            seen = epoch;
             let connected_at = Instant::now();
             loop {
                 let last = self

@@ -1,4 +1,10 @@
 //! Traffic counters: relaxed atomics, no lock on any path.
+//!
+//! The per-frame counters (bytes and frames, read and written) are each
+//! written by one thread at a time, the one holding the read or the write
+//! half, so they are bumped with a plain load and store: no locked
+//! instruction on the hot path, and no update lost. Readers of a snapshot
+//! see each counter as some value it really had.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -44,8 +50,15 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// For counters any thread may bump (connections, disconnects).
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    /// For a counter only ever written with one lock held (a half's).
+    #[inline]
+    pub(crate) fn add_exclusive(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {

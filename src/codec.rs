@@ -1,0 +1,112 @@
+//! The encoding and terminator a link reads and writes with: swapped whole,
+//! so a call in progress keeps the pair it started with, and cached by each
+//! half of the link, so a call checks it with one load instead of a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::separator::Separator;
+use crate::Encoding;
+
+/// Encoding and terminator, with the terminator's search built once.
+#[derive(Debug)]
+pub(crate) struct Codec {
+    pub(crate) encoding: Encoding,
+    pub(crate) terminator: Vec<u8>,
+    pub(crate) separator: Separator,
+}
+
+impl Codec {
+    pub(crate) fn new(encoding: Encoding, terminator: Vec<u8>) -> Codec {
+        Codec {
+            encoding,
+            separator: Separator::new(&terminator),
+            terminator,
+        }
+    }
+}
+
+/// The codec of one side of a link, changed by `set_encoding` and
+/// `set_terminator` while other threads read and write.
+#[derive(Debug)]
+pub(crate) struct SharedCodec {
+    current: RwLock<Arc<Codec>>,
+    /// Bumped by every `set`, under the write lock.
+    version: AtomicU64,
+}
+
+impl SharedCodec {
+    pub(crate) fn new(codec: Codec) -> SharedCodec {
+        SharedCodec {
+            current: RwLock::new(Arc::new(codec)),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Arc<Codec> {
+        self.current.read().clone()
+    }
+
+    pub(crate) fn set(&self, update: impl FnOnce(&Codec) -> Codec) {
+        let mut codec = self.current.write();
+        *codec = Arc::new(update(&codec));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A half's copy of the codec, refreshed only when `set` ran since.
+#[derive(Debug)]
+pub(crate) struct CodecCache {
+    version: u64,
+    codec: Arc<Codec>,
+}
+
+impl CodecCache {
+    pub(crate) fn new(shared: &SharedCodec) -> CodecCache {
+        let mut cache = CodecCache {
+            version: 0,
+            codec: shared.get(),
+        };
+        cache.refresh(shared);
+        cache
+    }
+
+    #[inline]
+    pub(crate) fn get(&mut self, shared: &SharedCodec) -> &Codec {
+        if self.version != shared.version.load(Ordering::Acquire) {
+            self.refresh(shared);
+        }
+        &self.codec
+    }
+
+    #[cold]
+    fn refresh(&mut self, shared: &SharedCodec) {
+        // The version is read under the lock `set` bumps it under, so the
+        // pair cached is consistent.
+        let codec = shared.current.read();
+        self.version = shared.version.load(Ordering::Acquire);
+        self.codec = codec.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_follows_every_set() {
+        let shared = SharedCodec::new(Codec::new(Encoding::Utf8, b"\r\n".to_vec()));
+        let mut cache = CodecCache::new(&shared);
+        assert_eq!(cache.get(&shared).terminator, b"\r\n");
+        shared.set(|c| Codec::new(Encoding::Latin1, c.terminator.clone()));
+        assert_eq!(cache.get(&shared).encoding, Encoding::Latin1);
+        shared.set(|c| Codec::new(c.encoding, b"\n".to_vec()));
+        let codec = cache.get(&shared);
+        assert_eq!(
+            (codec.encoding, &codec.terminator[..]),
+            (Encoding::Latin1, &b"\n"[..])
+        );
+    }
+}
