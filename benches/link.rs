@@ -78,8 +78,8 @@ fn line_of(len: usize) -> String {
 /// has no use for a broken link.
 trait End: Send + 'static {
     fn send_line(&mut self, line: &str);
-    /// The next line without its terminator; `None` once the peer closed.
-    fn recv_line(&mut self) -> Option<String>;
+    /// The next line without its terminator.
+    fn recv_line(&mut self) -> String;
     fn send_json<T: Serialize>(&mut self, value: &T);
     fn recv_json<T: DeserializeOwned>(&mut self) -> T;
     fn send_block(&mut self, block: &[u8]);
@@ -94,8 +94,8 @@ impl<L: Link + Send + 'static> End for Ts<L> {
         self.0.write_str(line).expect("write_str");
     }
 
-    fn recv_line(&mut self) -> Option<String> {
-        self.0.read_str().ok()
+    fn recv_line(&mut self) -> String {
+        self.0.read_str().expect("read_str")
     }
 
     fn send_json<T: Serialize>(&mut self, value: &T) {
@@ -173,16 +173,14 @@ impl Plain {
     }
 
     /// The next frame without its terminator.
-    fn recv_frame(&mut self) -> Option<Vec<u8>> {
+    fn recv_frame(&mut self) -> Vec<u8> {
         let mut frame = Vec::new();
-        match self.reader.read_until(b'\n', &mut frame) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                assert!(frame.ends_with(TERMINATOR), "frame without terminator");
-                frame.truncate(frame.len() - TERMINATOR.len());
-                Some(frame)
-            }
-        }
+        self.reader
+            .read_until(b'\n', &mut frame)
+            .expect("read_until");
+        assert!(frame.ends_with(TERMINATOR), "frame without terminator");
+        frame.truncate(frame.len() - TERMINATOR.len());
+        frame
     }
 }
 
@@ -191,8 +189,9 @@ impl End for Plain {
         self.send_frame(|p| p.encode(line));
     }
 
-    fn recv_line(&mut self) -> Option<String> {
-        self.recv_frame().map(|frame| self.decode(frame))
+    fn recv_line(&mut self) -> String {
+        let frame = self.recv_frame();
+        self.decode(frame)
     }
 
     fn send_json<T: Serialize>(&mut self, value: &T) {
@@ -200,7 +199,7 @@ impl End for Plain {
     }
 
     fn recv_json<T: DeserializeOwned>(&mut self) -> T {
-        let frame = self.recv_frame().expect("a JSON line");
+        let frame = self.recv_frame();
         serde_json::from_slice(&frame).expect("JSON")
     }
 
@@ -300,7 +299,7 @@ impl Worker {
             for job in rx {
                 match job {
                     Job::Echo(n) => (0..n).for_each(|_| {
-                        let line = server.recv_line().expect("a line to echo");
+                        let line = server.recv_line();
                         server.send_line(&line);
                     }),
                     Job::Stream { n, frame } => write_frames(&mut server, n, &frame),
@@ -363,9 +362,9 @@ impl Workload for RoundTrip {
     fn run<C: End, S: End>(&self, b: &mut Bencher<'_>, pair: &mut Pair<C, S>) {
         b.iter(|| {
             pair.client.send_line(LINE_40);
-            let line = pair.server().recv_line().expect("line at the server");
+            let line = pair.server().recv_line();
             pair.server().send_line(&line);
-            black_box(pair.client.recv_line().expect("line back"))
+            black_box(pair.client.recv_line())
         });
     }
 }
@@ -380,7 +379,7 @@ impl Workload for EchoRoundTrip {
             pair.worker().start(Job::Echo(n));
             for _ in 0..n {
                 pair.client.send_line(LINE_40);
-                black_box(pair.client.recv_line().expect("line back"));
+                black_box(pair.client.recv_line());
             }
             started.elapsed()
         });
@@ -453,7 +452,7 @@ impl Workload for StreamLines {
 
 fn read_lines<C: End>(client: &mut C, n: u64, expected: &str) {
     for _ in 0..n {
-        let got = client.recv_line().expect("a line");
+        let got = client.recv_line();
         debug_assert_eq!(got, expected);
         black_box(got);
     }
