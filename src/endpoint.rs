@@ -348,17 +348,27 @@ impl Endpoint {
 
     /// A half locked and bound to the current connection; None without
     /// one. (An Option, not a Result: it comes back in a register.)
-    #[inline]
+    #[inline(always)]
     fn bound<'a, S: PerConnection>(
         &'a self,
         half: &'a Mutex<Half<S>>,
     ) -> Option<MutexGuard<'a, Half<S>>> {
-        let mut guard = half.lock();
+        let guard = half.lock();
+        if guard.epoch() == self.epoch.load(Ordering::Acquire) {
+            return guard.is_bound().then_some(guard);
+        }
+        self.rebind(half, guard)
+    }
+
+    /// `bound` after the epoch moved on: takes the new connection from the
+    /// slot. The slot lock is never waited for with a half held.
+    #[cold]
+    fn rebind<'a, S: PerConnection>(
+        &'a self,
+        half: &'a Mutex<Half<S>>,
+        mut guard: MutexGuard<'a, Half<S>>,
+    ) -> Option<MutexGuard<'a, Half<S>>> {
         loop {
-            if guard.epoch() == self.epoch.load(Ordering::Acquire) {
-                return guard.is_bound().then_some(guard);
-            }
-            // The slot lock is never waited for with a half held.
             drop(guard);
             let (epoch, conn) = {
                 let slot = self.slot.lock();
@@ -366,6 +376,9 @@ impl Endpoint {
             };
             guard = half.lock();
             guard.rebind(epoch, conn);
+            if guard.epoch() == self.epoch.load(Ordering::Acquire) {
+                return guard.is_bound().then_some(guard);
+            }
         }
     }
 

@@ -65,10 +65,6 @@ impl FrameReader {
         sep: &Separator,
         limit: usize,
     ) -> Result<&[u8]> {
-        // The usual case for short lines, without the search loop.
-        if let Some(len) = self.buffered_frame(sep, limit) {
-            return Ok(self.take(len));
-        }
         match self.search(src, sep, limit)? {
             Search::Found(len) => Ok(self.take(len)),
             Search::Eof => Err(Error::IncompleteRead {
@@ -167,47 +163,70 @@ impl FrameReader {
         }
     }
 
-    /// The length of a whole frame already buffered, if there is one.
-    #[inline]
-    fn buffered_frame(&self, separator: &Separator, limit: usize) -> Option<usize> {
-        let sep = separator.bytes();
-        let avail = &self.buf[self.start..self.end];
-        let upto = avail.len().min(limit.saturating_add(sep.len()));
-        separator.find(&avail[..upto]).map(|pos| pos + sep.len())
-    }
-
     /// Searches for `sep`, reading more until it is found, the limit is
     /// overrun, or the source ends. Consumes nothing.
+    #[inline]
     fn search<R: Read>(
         &mut self,
         src: &mut R,
         separator: &Separator,
         limit: usize,
     ) -> Result<Search> {
-        let sep = separator.bytes();
         // As in asyncio, the separator may start at any offset up to and
         // including `limit` (a line as long as the limit fits), so the
         // search window is `limit + sep.len()` bytes long.
-        let window = limit.saturating_add(sep.len());
-        let mut searched = 0;
+        let window = limit.saturating_add(separator.bytes().len());
+        match self.scan(separator, window, 0) {
+            // The usual case for short lines: the frame is buffered.
+            Ok(len) => Ok(Search::Found(len)),
+            Err(resume) => self.search_more(src, separator, limit, window, resume),
+        }
+    }
+
+    /// `search` once the buffered bytes hold no whole frame.
+    fn search_more<R: Read>(
+        &mut self,
+        src: &mut R,
+        separator: &Separator,
+        limit: usize,
+        window: usize,
+        mut searched: usize,
+    ) -> Result<Search> {
         loop {
-            let avail = &self.buf[self.start..self.end];
-            let upto = avail.len().min(window);
-            if let Some(pos) = separator.find(&avail[searched..upto]) {
-                return Ok(Search::Found(searched + pos + sep.len()));
+            let buffered = self.end - self.start;
+            if buffered >= window {
+                return Err(Error::LimitOverrun { limit, buffered });
             }
-            if avail.len() >= window {
-                return Err(Error::LimitOverrun {
-                    limit,
-                    buffered: avail.len(),
-                });
-            }
-            // Resume where a separator cut in two by the last read can start.
-            searched = upto.saturating_sub(sep.len().saturating_sub(1));
             if self.fill(src, window)? == 0 {
                 return Ok(Search::Eof);
             }
+            match self.scan(separator, window, searched) {
+                Ok(len) => return Ok(Search::Found(len)),
+                Err(resume) => searched = resume,
+            }
         }
+    }
+
+    /// Looks for the separator in the buffered bytes of the window, from
+    /// offset `from`: the frame's length with its separator, or else the
+    /// offset to look from once more bytes arrive.
+    #[inline(always)]
+    fn scan(
+        &self,
+        separator: &Separator,
+        window: usize,
+        from: usize,
+    ) -> std::result::Result<usize, usize> {
+        let sep_len = separator.bytes().len();
+        let avail = &self.buf[self.start..self.end];
+        let upto = avail.len().min(window);
+        if from < upto {
+            if let Some(pos) = separator.find(&avail[from..upto]) {
+                return Ok(from + pos + sep_len);
+            }
+        }
+        // A separator cut in two by the last read can start this far back.
+        Err(upto.saturating_sub(sep_len.saturating_sub(1)).max(from))
     }
 
     /// Reads once from the source, making room so that up to `want` bytes

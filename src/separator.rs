@@ -21,7 +21,8 @@ pub(crate) enum Separator {
         len: usize,
         last: ByteFinder,
     },
-    Long(Finder<'static>),
+    // Boxed: far bigger than the short form, and rare.
+    Long(Box<Finder<'static>>),
 }
 
 impl Separator {
@@ -37,7 +38,7 @@ impl Separator {
                     last: ByteFinder::new(sep[sep.len() - 1]),
                 }
             }
-            _ => Separator::Long(Finder::new(sep).into_owned()),
+            _ => Separator::Long(Box::new(Finder::new(sep).into_owned())),
         }
     }
 
@@ -60,13 +61,14 @@ impl Separator {
     }
 }
 
-/// A separator's last byte, found with the fastest search the CPU has,
-/// chosen once: `memchr::memchr` would choose again on every call.
+/// A separator's last byte, found with SSE2 (every x86_64 has it) through
+/// a searcher built once: `memchr::memchr` would pick a searcher on every
+/// call, and AVX2 costs more to set up than it saves on a short line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ByteFinder {
     byte: u8,
     #[cfg(target_arch = "x86_64")]
-    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+    sse2: Option<memchr::arch::x86_64::sse2::memchr::One>,
 }
 
 impl ByteFinder {
@@ -74,15 +76,15 @@ impl ByteFinder {
         ByteFinder {
             byte,
             #[cfg(target_arch = "x86_64")]
-            avx2: memchr::arch::x86_64::avx2::memchr::One::new(byte),
+            sse2: memchr::arch::x86_64::sse2::memchr::One::new(byte),
         }
     }
 
     #[inline]
     fn find(&self, hay: &[u8]) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx2) = &self.avx2 {
-            return avx2.find(hay);
+        if let Some(sse2) = &self.sse2 {
+            return sse2.find(hay);
         }
         memchr::memchr(self.byte, hay)
     }
