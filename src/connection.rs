@@ -45,10 +45,22 @@ impl Connection {
     /// A write cut short by the write timeout after part of the frame went
     /// out leaves the stream corrupt, so it is reported as a lost
     /// connection; with nothing sent it is a plain timeout.
+    #[inline]
     pub(crate) fn write_all(&self, frame: &[u8]) -> Result<usize> {
+        // Usually the socket takes the whole frame at once.
+        match (&self.stream).write(frame) {
+            Ok(n) if n == frame.len() => Ok(n),
+            first => self.write_rest(frame, first),
+        }
+    }
+
+    /// `write_all` after a first write that did not take the whole frame.
+    #[cold]
+    fn write_rest(&self, frame: &[u8], first: io::Result<usize>) -> Result<usize> {
         let mut sent = 0;
-        while sent < frame.len() {
-            match (&self.stream).write(&frame[sent..]) {
+        let mut written = first;
+        loop {
+            match written {
                 Ok(0) => return Err(Error::ConnectionLost(io::ErrorKind::WriteZero.into())),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -69,8 +81,11 @@ impl Connection {
                     other => return Err(other),
                 },
             }
+            if sent >= frame.len() {
+                return Ok(sent);
+            }
+            written = (&self.stream).write(&frame[sent..]);
         }
-        Ok(sent)
     }
 
     /// Shuts the socket down, releasing any thread blocked on it with an

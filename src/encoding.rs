@@ -98,7 +98,17 @@ impl Encoding {
     /// assert!(Encoding::Ascii.encode_into("café", &mut out).is_err());
     /// # Ok::<(), ts_tcpip::Error>(())
     /// ```
+    #[inline]
     pub fn encode_into(self, text: &str, out: &mut Vec<u8>) -> Result<()> {
+        // UTF-8 is a copy: inlined, it costs no more than the caller's own.
+        if self == Encoding::Utf8 {
+            out.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        self.encode_other(text, out)
+    }
+
+    fn encode_other(self, text: &str, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Encoding::Utf8 => out.extend_from_slice(text.as_bytes()),
             Encoding::Utf16 => {
