@@ -259,7 +259,7 @@ fn send_heartbeats(ep: &Endpoint, period: Duration) {
         let sent = ep.write_with(|w, codec| {
             w.write_built(|buf| {
                 buf.extend_from_slice(HEARTBEAT);
-                buf.extend_from_slice(&codec.terminator);
+                buf.extend_from_slice(codec.terminator());
                 Ok(())
             })
         });

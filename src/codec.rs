@@ -11,20 +11,25 @@ use crate::separator::Separator;
 use crate::Encoding;
 
 /// Encoding and terminator, with the terminator's search built once.
-#[derive(Debug)]
+/// Small and cloned into each half, so a call finds it beside the half's
+/// other state (a short terminator is held inline).
+#[derive(Debug, Clone)]
 pub(crate) struct Codec {
     pub(crate) encoding: Encoding,
-    pub(crate) terminator: Vec<u8>,
     pub(crate) separator: Separator,
 }
 
 impl Codec {
-    pub(crate) fn new(encoding: Encoding, terminator: Vec<u8>) -> Codec {
+    pub(crate) fn new(encoding: Encoding, terminator: &[u8]) -> Codec {
         Codec {
             encoding,
-            separator: Separator::new(&terminator),
-            terminator,
+            separator: Separator::new(terminator),
         }
+    }
+
+    #[inline]
+    pub(crate) fn terminator(&self) -> &[u8] {
+        self.separator.bytes()
     }
 }
 
@@ -60,14 +65,14 @@ impl SharedCodec {
 #[derive(Debug)]
 pub(crate) struct CodecCache {
     version: u64,
-    codec: Arc<Codec>,
+    codec: Codec,
 }
 
 impl CodecCache {
     pub(crate) fn new(shared: &SharedCodec) -> CodecCache {
         let mut cache = CodecCache {
             version: 0,
-            codec: shared.get(),
+            codec: Codec::clone(&shared.get()),
         };
         cache.refresh(shared);
         cache
@@ -87,7 +92,7 @@ impl CodecCache {
         // pair cached is consistent.
         let codec = shared.current.read();
         self.version = shared.version.load(Ordering::Acquire);
-        self.codec = codec.clone();
+        self.codec = Codec::clone(&codec);
     }
 }
 
@@ -97,15 +102,15 @@ mod tests {
 
     #[test]
     fn a_cache_follows_every_set() {
-        let shared = SharedCodec::new(Codec::new(Encoding::Utf8, b"\r\n".to_vec()));
+        let shared = SharedCodec::new(Codec::new(Encoding::Utf8, b"\r\n"));
         let mut cache = CodecCache::new(&shared);
-        assert_eq!(cache.get(&shared).terminator, b"\r\n");
-        shared.set(|c| Codec::new(Encoding::Latin1, c.terminator.clone()));
+        assert_eq!(cache.get(&shared).terminator(), b"\r\n");
+        shared.set(|c| Codec::new(Encoding::Latin1, c.terminator()));
         assert_eq!(cache.get(&shared).encoding, Encoding::Latin1);
-        shared.set(|c| Codec::new(c.encoding, b"\n".to_vec()));
+        shared.set(|c| Codec::new(c.encoding, b"\n"));
         let codec = cache.get(&shared);
         assert_eq!(
-            (codec.encoding, &codec.terminator[..]),
+            (codec.encoding, codec.terminator()),
             (Encoding::Latin1, &b"\n"[..])
         );
     }

@@ -67,7 +67,7 @@ struct Slot {
 
 impl Endpoint {
     pub(crate) fn new(role: &str, config: LinkConfig) -> Endpoint {
-        let codec = SharedCodec::new(Codec::new(config.encoding, config.terminator.clone()));
+        let codec = SharedCodec::new(Codec::new(config.encoding, &config.terminator));
         Endpoint {
             log_name: format!("{role}({})", config.name),
             name: config.name.clone(),

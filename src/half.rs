@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn rebinding_keeps_a_connections_bytes_ignores_older_epochs_and_resets_for_another() {
-        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n".to_vec()));
+        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
         let (first, second) = (connection(), connection());
         let mut half = ReadHalf::new(&codec);
         half.rebind(2, Some(first.clone()));

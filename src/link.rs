@@ -90,12 +90,12 @@ pub trait Link: sealed::Sealed {
     fn set_encoding(&self, encoding: Encoding) {
         self.endpoint()
             .codec
-            .set(|c| Codec::new(encoding, c.terminator.clone()));
+            .set(|c| Codec::new(encoding, c.terminator()));
     }
 
     /// The terminator of `read_str`, `write_str` and JSON.
     fn terminator(&self) -> Vec<u8> {
-        self.endpoint().codec.get().terminator.clone()
+        self.endpoint().codec.get().terminator().to_vec()
     }
 
     /// Changes the terminator; an empty one is [`Error::InvalidArgument`].
@@ -104,7 +104,7 @@ pub trait Link: sealed::Sealed {
         check_terminator(&terminator)?;
         self.endpoint()
             .codec
-            .set(|c| Codec::new(c.encoding, terminator));
+            .set(|c| Codec::new(c.encoding, &terminator));
         Ok(())
     }
 
@@ -269,7 +269,7 @@ pub trait Link: sealed::Sealed {
         self.endpoint().write_with(|w, codec| {
             w.write_built(|buf| {
                 codec.encoding.encode_into(line, buf)?;
-                buf.extend_from_slice(&codec.terminator);
+                buf.extend_from_slice(codec.terminator());
                 Ok(())
             })
         })
@@ -294,7 +294,7 @@ pub trait Link: sealed::Sealed {
                     }
                     codec.encoding.encode_into(&text, buf)?;
                 }
-                buf.extend_from_slice(&codec.terminator);
+                buf.extend_from_slice(codec.terminator());
                 Ok(())
             })
         })
@@ -362,7 +362,7 @@ fn escape_non_ascii(json: &str) -> String {
 
 #[inline]
 fn strip<'a>(frame: &'a [u8], codec: &Codec) -> &'a [u8] {
-    &frame[..frame.len() - codec.terminator.len()]
+    &frame[..frame.len() - codec.terminator().len()]
 }
 
 fn parse_json<T: DeserializeOwned>(frame: &[u8], codec: &Codec) -> Result<T> {
