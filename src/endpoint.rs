@@ -1,6 +1,7 @@
 //! The state one side of a link keeps, shared by the server and the
-//! client: the current connection, the change notifications, the counters
-//! and the threads to join.
+//! client: the current connection (the slot) and its epoch, the read and
+//! write halves bound to it, the codec, the change notifications, the
+//! counters and the threads to join.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -334,9 +335,10 @@ impl Endpoint {
             .is_some_and(|half| !half.serves(conn) || half.buffered().is_empty())
     }
 
-    /// Lets the halves drop an ended connection now, unless busy (a busy
-    /// half drops it when its call ends). Called with the slot lock held,
-    /// so only tried.
+    /// Lets the halves drop an ended connection now, unless busy: a busy
+    /// half drops it when its call ends, or at the latest at its next
+    /// call (its socket is shut down already; only the descriptor and the
+    /// buffer wait). Called with the slot lock held, so only tried.
     fn release_halves(&self, conn: &Arc<Connection>) {
         if let Some(mut half) = self.reader.try_lock().filter(|h| h.serves(conn)) {
             half.release();
@@ -421,9 +423,10 @@ impl Endpoint {
                 if frame {
                     Counters::add_exclusive(&self.counters.frames_read, 1);
                 }
-                match drained {
-                    true => self.end(half, DisconnectReason::PeerClosed),
-                    false => self.release_if_stale(&mut half),
+                if drained {
+                    self.end(half, DisconnectReason::PeerClosed);
+                } else {
+                    self.release_if_stale(&mut half);
                 }
                 Ok(value)
             }
@@ -459,8 +462,11 @@ impl Endpoint {
                 Ok(())
             }
             Err(e) => {
-                if let Error::ConnectionLost(io) = &e {
-                    self.end(half, DisconnectReason::Error(io.to_string()));
+                match &e {
+                    Error::ConnectionLost(io) => {
+                        self.end(half, DisconnectReason::Error(io.to_string()))
+                    }
+                    _ => self.release_if_stale(&mut half),
                 }
                 Err(e)
             }

@@ -73,18 +73,13 @@ impl<S: PerConnection> Half<S> {
 
     /// Binds the half to `conn`, the endpoint's connection at `epoch`,
     /// unless another thread bound it to a later epoch meanwhile (epochs
-    /// only grow). Bytes buffered from the same connection are kept.
+    /// only grow). A connection is current at one epoch only, so what the
+    /// half kept belongs to an ended one and goes.
     pub(crate) fn rebind(&mut self, epoch: u64, conn: Option<Arc<Connection>>) {
         if epoch <= self.epoch {
             return;
         }
-        let same = match (&self.conn, &conn) {
-            (Some(old), Some(new)) => Arc::ptr_eq(old, new),
-            _ => false,
-        };
-        if !same {
-            self.state.reset();
-        }
+        self.state.reset();
         self.epoch = epoch;
         self.conn = conn;
     }
@@ -186,8 +181,7 @@ impl Writer<'_> {
         fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<usize> {
         self.scratch.clear();
-        fill(self.scratch)?;
-        let result = self.conn.write_all(self.scratch);
+        let result = fill(self.scratch).and_then(|()| self.conn.write_all(self.scratch));
         shrink(self.scratch);
         result
     }
@@ -246,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn rebinding_keeps_a_connections_bytes_ignores_older_epochs_and_resets_for_another() {
+    fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
         let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
         let (first, second) = (connection(), connection());
         let mut half = ReadHalf::new(&codec);
@@ -261,9 +255,8 @@ mod tests {
             half.serves(&first) && half.epoch() == 2,
             "an older epoch is ignored"
         );
-        half.rebind(3, Some(first.clone()));
-        assert_eq!(half.buffered(), b"partial", "same connection, bytes kept");
-        half.rebind(4, Some(second.clone()));
+        assert_eq!(half.buffered(), b"partial", "and nothing is forgotten");
+        half.rebind(3, Some(second.clone()));
         assert!(half.serves(&second) && half.buffered().is_empty());
         assert!(half.release().is_some() && !half.is_bound());
     }

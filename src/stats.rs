@@ -1,4 +1,4 @@
-//! Traffic counters: relaxed atomics, no lock on any path.
+//! Traffic counters: relaxed atomics, no lock of their own.
 //!
 //! The per-frame counters (bytes and frames, read and written) are each
 //! written by one thread at a time, the one holding the read or the write

@@ -1016,6 +1016,37 @@ fn client_close_releases_a_blocked_reader_and_a_writer_on_a_full_send_buffer() {
     drop(server);
 }
 
+/// A connection that ended is closed once the drop is noticed, though
+/// this side never reads or writes again: the read and write halves, which
+/// stay bound to the connection they served last, let go of it.
+#[test]
+fn a_dropped_connection_is_closed_without_another_call() {
+    let _g = exclusive();
+    let _w = watchdog(Duration::from_secs(20));
+    init_log();
+    let server =
+        testing::start_server(OneClientServer::builder().name("let-go")).expect("server starts");
+    let events = server.events();
+    let listening = open_fds();
+    let peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("taken");
+    // Bind both halves to the connection.
+    server.write_str("hello").expect("server writes");
+    assert_eq!(server.try_read_str().expect("nothing to read"), None);
+    drop(peer);
+    loop {
+        match events.recv_timeout(WAIT).expect("the drop is noticed") {
+            ConnectionEvent::Disconnected { .. } => break,
+            _ => continue,
+        }
+    }
+    assert_eq!(
+        settles_to(listening, open_fds),
+        listening,
+        "both ends of the dropped connection are closed"
+    );
+}
+
 #[test]
 fn drop_without_close_joins_every_thread_and_frees_every_descriptor() {
     let _g = exclusive();
@@ -1160,8 +1191,8 @@ fn task_state(tid: i32) -> char {
 /// B4: a client that connects right after the old one dropped is
 /// accepted even while a thread is still blocked in a read on the old
 /// connection. Regression test: this was a bug, `Connection::is_dead`
-/// (src/connection.rs) answered "not dead" whenever it could not take the
-/// reader lock, so `Endpoint::attach` turned the new client away before
+/// (src/connection.rs then; `Endpoint::is_dead` now) answered "not dead"
+/// whenever it could not take the reader lock, so `Endpoint::attach` turned the new client away before
 /// the reader had run to see the end of file (fixed in ccef6e6).
 ///
 /// To make the window reliable, the server's reader is put at SCHED_IDLE
