@@ -1,9 +1,8 @@
 //! The encoding and terminator a link reads and writes with: swapped whole,
-//! so a call in progress keeps the pair it started with, and cached by each
+//! so a call in progress keeps the pair it started with, and copied by each
 //! half of the link, so a call checks it with one load instead of a lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -37,7 +36,7 @@ impl Codec {
 /// `set_terminator` while other threads read and write.
 #[derive(Debug)]
 pub(crate) struct SharedCodec {
-    current: RwLock<Arc<Codec>>,
+    current: RwLock<Codec>,
     /// Bumped by every `set`, under the write lock.
     version: AtomicU64,
 }
@@ -45,19 +44,26 @@ pub(crate) struct SharedCodec {
 impl SharedCodec {
     pub(crate) fn new(codec: Codec) -> SharedCodec {
         SharedCodec {
-            current: RwLock::new(Arc::new(codec)),
+            current: RwLock::new(codec),
             version: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn get(&self) -> Arc<Codec> {
+    pub(crate) fn get(&self) -> Codec {
         self.current.read().clone()
     }
 
     pub(crate) fn set(&self, update: impl FnOnce(&Codec) -> Codec) {
         let mut codec = self.current.write();
-        *codec = Arc::new(update(&codec));
+        *codec = update(&codec);
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The codec with the version it was set at, read under the lock `set`
+    /// bumps the version under, so the pair is consistent.
+    fn versioned(&self) -> (u64, Codec) {
+        let codec = self.current.read();
+        (self.version.load(Ordering::Acquire), codec.clone())
     }
 }
 
@@ -70,12 +76,8 @@ pub(crate) struct CodecCache {
 
 impl CodecCache {
     pub(crate) fn new(shared: &SharedCodec) -> CodecCache {
-        let mut cache = CodecCache {
-            version: 0,
-            codec: Codec::clone(&shared.get()),
-        };
-        cache.refresh(shared);
-        cache
+        let (version, codec) = shared.versioned();
+        CodecCache { version, codec }
     }
 
     #[inline]
@@ -88,11 +90,7 @@ impl CodecCache {
 
     #[cold]
     fn refresh(&mut self, shared: &SharedCodec) {
-        // The version is read under the lock `set` bumps it under, so the
-        // pair cached is consistent.
-        let codec = shared.current.read();
-        self.version = shared.version.load(Ordering::Acquire);
-        self.codec = Codec::clone(&codec);
+        *self = CodecCache::new(shared);
     }
 }
 

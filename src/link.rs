@@ -169,13 +169,8 @@ pub trait Link: sealed::Sealed {
     /// Reads through the terminator, strips it and decodes the rest
     /// strictly. Undecodable bytes are [`Error::Decode`] with the bytes.
     fn read_str(&self) -> Result<String> {
-        let limit = self.endpoint().config.read_limit;
         let mut line = String::new();
-        self.endpoint().read_with(true, true, |r, src, codec| {
-            let frame = r.read_until_with(src, &codec.separator, limit)?;
-            line = codec.encoding.decode(strip(frame, codec))?;
-            Ok(())
-        })?;
+        read_text(self.endpoint(), true, &mut line)?;
         Ok(line)
     }
 
@@ -204,11 +199,8 @@ pub trait Link: sealed::Sealed {
     /// `read_str` without waiting: a line if one has arrived whole, else
     /// `None` at once, keeping any partial line for later.
     fn try_read_str(&self) -> Result<Option<String>> {
-        let limit = self.endpoint().config.read_limit;
-        optional(self.endpoint().read_with(false, true, |r, src, codec| {
-            let frame = r.read_until_with(src, &codec.separator, limit)?;
-            codec.encoding.decode(strip(frame, codec))
-        }))
+        let mut line = String::new();
+        Ok(optional(read_text(self.endpoint(), false, &mut line))?.map(|()| line))
     }
 
     /// `read_json` without waiting: a value if its line has arrived whole,
@@ -299,6 +291,19 @@ pub trait Link: sealed::Sealed {
             })
         })
     }
+}
+
+/// One line, decoded into `line`. It is handed out through `line`, not
+/// returned: a `Result<String>` passed back through memory cost more than
+/// the rest of a short read (store-forwarding stalls, seen with perf).
+#[inline(always)]
+fn read_text(ep: &Endpoint, wait: bool, line: &mut String) -> Result<()> {
+    let limit = ep.config.read_limit;
+    ep.read_with(wait, true, |r, src, codec| {
+        let frame = r.read_until_with(src, &codec.separator, limit)?;
+        *line = codec.encoding.decode(strip(frame, codec))?;
+        Ok(())
+    })
 }
 
 /// Bytes of one struct, copied out of the receive buffer so that the
