@@ -168,6 +168,7 @@ pub trait Link: sealed::Sealed {
 
     /// Reads through the terminator, strips it and decodes the rest
     /// strictly. Undecodable bytes are [`Error::Decode`] with the bytes.
+    #[inline]
     fn read_str(&self) -> Result<String> {
         let mut line = String::new();
         read_text(self.endpoint(), true, &mut line)?;
@@ -182,6 +183,7 @@ pub trait Link: sealed::Sealed {
     /// `serde_json::Value` (Python keeps them exact). `T`'s `Deserialize`
     /// runs on the line in the receive buffer, with its lock held: it must
     /// not read from the same link.
+    #[inline]
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let limit = self.endpoint().config.read_limit;
         self.endpoint().read_with(true, true, |r, src, codec| {
