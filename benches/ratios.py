@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The README's performance table from the last `cargo bench --bench link`.
+
+Reads criterion's medians (target/criterion/<group>/<bench>/new/estimates.json)
+and prints, for each SPEC section 3 workload, the crate's and plain std::net's
+medians with their confidence intervals, the ratio and whether the target is
+met. Throughput ratios are plain time / crate time (above 1: the crate is
+faster); time ratios are crate / plain (below 1: the crate is faster).
+
+    cargo bench --bench link && python3 benches/ratios.py [target/criterion]
+"""
+import json
+import os
+import sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+
+# (group, crate side, plain side, kind, target); a target in parentheses is
+# for information only.
+ROWS = [
+    ("round_trip_1_thread", "ts_tcpip", "std_net", "time", "<= 1.05"),
+    ("round_trip_2_threads", "ts_tcpip", "std_net", "time", "<= 1.05"),
+    ("round_trip_utf16", "ts_tcpip", "std_net", "time", "(<= 1.05)"),
+    ("read_str_40B_1_thread", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),
+    ("read_str_40B_2_threads", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),
+    ("read_str_1KiB_1_thread", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),
+    ("read_str_1KiB_2_threads", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),
+    ("read_exact_64KiB", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),
+    ("json_round_trip", "ts_tcpip", "std_net_line", "time", "<= 1.2"),
+    ("json_round_trip", "std_net", "std_net_line", "time", "(plain JSON / plain line)"),
+    ("json_round_trip", "ts_tcpip_line", "std_net_line", "time", "(<= 1.05)"),
+]
+
+
+def median(group, bench):
+    path = os.path.join(ROOT, group, bench, "new", "estimates.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        m = json.load(f)["median"]
+    ci = m["confidence_interval"]
+    return m["point_estimate"], ci["lower_bound"], ci["upper_bound"]
+
+
+def fmt(ns):
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.1f} ns"
+
+
+def met(ratio, target):
+    bare = target.strip("()")
+    if bare.startswith("<="):
+        ok = ratio <= float(bare[2:])
+    elif bare.startswith(">="):
+        ok = ratio >= float(bare[2:])
+    else:
+        return ""
+    word = "yes" if ok else "NO"
+    return f"({word})" if target.startswith("(") else word
+
+
+def main():
+    print("| workload | crate (median, CI) | plain (median, CI) | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for group, a, b, kind, target in ROWS:
+        x, y = median(group, a), median(group, b)
+        if not x or not y:
+            continue
+        ratio = x[0] / y[0] if kind == "time" else y[0] / x[0]
+        print(
+            f"| {group} {a} vs {b} | {fmt(x[0])} [{fmt(x[1])}–{fmt(x[2])}] "
+            f"| {fmt(y[0])} [{fmt(y[1])}–{fmt(y[2])}] | {ratio:.2f} ({kind}) "
+            f"| {target} | {met(ratio, target)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
