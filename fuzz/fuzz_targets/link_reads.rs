@@ -77,7 +77,9 @@ enum Search {
 
 impl Model<'_> {
     fn search(&self, sep: &[u8], limit: usize) -> Search {
-        let window = limit + sep.len() - 1;
+        // As asyncio: the separator may start at any offset up to and
+        // including `limit`, so the window is `limit + sep.len()` long.
+        let window = limit + sep.len();
         let upto = self.rest.len().min(window);
         match find(&self.rest[..upto], sep) {
             Some(at) => Search::Found(at + sep.len()),
