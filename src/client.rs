@@ -111,14 +111,14 @@ impl ClientBuilder {
         let stream = net::connect(&self.host, self.port, self.connect_timeout)?;
         net::configure(&stream, &self.config)?;
         let peer = stream.peer_addr()?;
-        let client = Client {
-            shared: Arc::new(Shared {
+        let client = Client::new(
+            Shared {
                 ep: Arc::new(Endpoint::new("Client", self.config)),
                 host: self.host,
                 port: self.port,
-            }),
-            owner: true,
-        };
+            },
+            true,
+        );
         // The callback thread first, so that it hears of the connection.
         client.spawn_callback(self.callback)?;
         // A fresh endpoint takes its first connection.
@@ -145,6 +145,9 @@ impl ClientBuilder {
 /// A TCP/IP client of a server. Share it between threads with `Arc`; the
 /// read and write methods are those of [`Link`]. Dropping it closes it.
 pub struct Client {
+    /// Also in `shared`; held here too so that a call reaches the endpoint
+    /// with one pointer load, not two.
+    ep: Arc<Endpoint>,
     shared: Arc<Shared>,
     /// False for the view handed to the callback, whose drop closes nothing.
     owner: bool,
@@ -157,6 +160,24 @@ struct Shared {
 }
 
 impl Client {
+    fn new(shared: Shared, owner: bool) -> Client {
+        let shared = Arc::new(shared);
+        Client {
+            ep: shared.ep.clone(),
+            shared,
+            owner,
+        }
+    }
+
+    /// The callback's handle: its drop closes nothing.
+    fn view(shared: &Arc<Shared>) -> Client {
+        Client {
+            ep: shared.ep.clone(),
+            shared: shared.clone(),
+            owner: false,
+        }
+    }
+
     /// A builder with every default.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
@@ -176,14 +197,12 @@ impl Client {
     pub fn closed() -> Client {
         let ep = Endpoint::new("Client", LinkConfig::default());
         ep.shut();
-        Client {
-            shared: Arc::new(Shared {
-                ep: Arc::new(ep),
-                host: String::new(),
-                port: 0,
-            }),
-            owner: true,
-        }
+        let shared = Shared {
+            ep: Arc::new(ep),
+            host: String::new(),
+            port: 0,
+        };
+        Client::new(shared, true)
     }
 
     /// The server host it was given (empty for [`Client::closed`]).
@@ -223,10 +242,7 @@ impl Client {
     fn spawn_callback(&self, callback: Option<ClientCallback>) -> Result<()> {
         let ep = &self.shared.ep;
         if let Some(mut callback) = callback {
-            let view = Client {
-                shared: self.shared.clone(),
-                owner: false,
-            };
+            let view = Client::view(&self.shared);
             let name = format!("tcpip-callback {}", ep.name);
             ep.add_thread(
                 ep.events
@@ -274,7 +290,7 @@ fn send_heartbeats(ep: &Endpoint, period: Duration) {
 
 impl Sealed for Client {
     fn endpoint(&self) -> &Endpoint {
-        &self.shared.ep
+        &self.ep
     }
 }
 

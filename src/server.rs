@@ -109,6 +109,7 @@ impl ServerBuilder {
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
         });
         let server = OneClientServer {
+            ep: shared.ep.clone(),
             shared,
             owner: true,
         };
@@ -134,6 +135,9 @@ impl ServerBuilder {
 /// interval is zero) and one for the callback (if one is set); `close()`
 /// joins them all.
 pub struct OneClientServer {
+    /// Also in `shared`; held here too so that a call reaches the endpoint
+    /// with one pointer load, not two.
+    ep: Arc<Endpoint>,
     shared: Arc<Shared>,
     /// False for the view handed to the callback, whose drop closes nothing.
     owner: bool,
@@ -232,6 +236,7 @@ impl OneClientServer {
         let ep = &self.shared.ep;
         if let Some(mut callback) = callback {
             let view = OneClientServer {
+                ep: self.ep.clone(),
                 shared: self.shared.clone(),
                 owner: false,
             };
@@ -316,7 +321,7 @@ impl Shared {
 
 impl Sealed for OneClientServer {
     fn endpoint(&self) -> &Endpoint {
-        &self.shared.ep
+        &self.ep
     }
 }
 
