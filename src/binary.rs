@@ -39,8 +39,8 @@ pub trait BinaryStruct {
 pub trait WireField: Sized {
     /// Bytes on the wire.
     const SIZE: usize;
-    /// Appends the value in byte order `B`.
-    fn put<B: ByteOrder>(&self, out: &mut Vec<u8>);
+    /// Writes the value in byte order `B` into `buf`, exactly `SIZE` long.
+    fn write<B: ByteOrder>(&self, buf: &mut [u8]);
     /// Why `bytes` (exactly `SIZE` long) is no valid value, as a suffix to
     /// the field name: `": reason"`, or `"[index]: reason"` in an array.
     fn check(_bytes: &[u8]) -> std::result::Result<(), String> {
@@ -55,10 +55,8 @@ macro_rules! wire_numbers {
     ($($ty:ty => $read:ident, $write:ident;)*) => {$(
         impl WireField for $ty {
             const SIZE: usize = std::mem::size_of::<$ty>();
-            fn put<B: ByteOrder>(&self, out: &mut Vec<u8>) {
-                let mut buf = [0u8; std::mem::size_of::<$ty>()];
-                B::$write(&mut buf, *self);
-                out.extend_from_slice(&buf);
+            fn write<B: ByteOrder>(&self, buf: &mut [u8]) {
+                B::$write(buf, *self);
             }
             fn get<B: ByteOrder>(bytes: &[u8]) -> Self {
                 B::$read(bytes)
@@ -81,8 +79,8 @@ wire_numbers! {
 // Single bytes have no byte order (and `ByteOrder` has no u8 methods).
 impl WireField for u8 {
     const SIZE: usize = 1;
-    fn put<B: ByteOrder>(&self, out: &mut Vec<u8>) {
-        out.push(*self);
+    fn write<B: ByteOrder>(&self, buf: &mut [u8]) {
+        buf[0] = *self;
     }
     fn get<B: ByteOrder>(bytes: &[u8]) -> Self {
         bytes[0]
@@ -91,8 +89,8 @@ impl WireField for u8 {
 
 impl WireField for i8 {
     const SIZE: usize = 1;
-    fn put<B: ByteOrder>(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_ne_bytes());
+    fn write<B: ByteOrder>(&self, buf: &mut [u8]) {
+        buf[0] = self.to_ne_bytes()[0];
     }
     fn get<B: ByteOrder>(bytes: &[u8]) -> Self {
         i8::from_ne_bytes([bytes[0]])
@@ -101,8 +99,8 @@ impl WireField for i8 {
 
 impl WireField for bool {
     const SIZE: usize = 1;
-    fn put<B: ByteOrder>(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(*self));
+    fn write<B: ByteOrder>(&self, buf: &mut [u8]) {
+        buf[0] = u8::from(*self);
     }
     /// ctypes writes 0 or 1; anything else is a corrupt record, not `true`.
     fn check(bytes: &[u8]) -> std::result::Result<(), String> {
@@ -118,9 +116,9 @@ impl WireField for bool {
 
 impl<T: WireField, const N: usize> WireField for [T; N] {
     const SIZE: usize = T::SIZE * N;
-    fn put<B: ByteOrder>(&self, out: &mut Vec<u8>) {
-        for item in self {
-            item.put::<B>(out);
+    fn write<B: ByteOrder>(&self, buf: &mut [u8]) {
+        for (i, item) in self.iter().enumerate() {
+            item.write::<B>(&mut buf[i * T::SIZE..(i + 1) * T::SIZE]);
         }
     }
     fn check(bytes: &[u8]) -> std::result::Result<(), String> {
@@ -138,7 +136,9 @@ fn item<T: WireField>(bytes: &[u8], i: usize) -> &[u8] {
     &bytes[i * T::SIZE..(i + 1) * T::SIZE]
 }
 
-/// Walks a record's bytes field by field for the macro's `decode`.
+/// Walks a record's bytes field by field for the macro's `decode`: once
+/// to check every field (only `bool` can fail), then, with
+/// [`values`](Reader::values), to read them, which can no longer fail.
 #[doc(hidden)]
 pub struct Reader<'a> {
     type_name: &'static str,
@@ -148,6 +148,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Starts on a record of `size` bytes; any other length is an error.
+    #[inline]
     pub fn new(type_name: &'static str, bytes: &'a [u8], size: usize) -> Result<Self> {
         let reader = Reader {
             type_name,
@@ -161,8 +162,9 @@ impl<'a> Reader<'a> {
         Ok(reader)
     }
 
-    /// Checks and reads the next field, named `name` in errors.
-    pub fn field<T: WireField, B: ByteOrder>(&mut self, name: &str) -> Result<T> {
+    /// Checks the next field, named `name` in errors.
+    #[inline]
+    pub fn check<T: WireField>(&mut self, name: &str) -> Result<()> {
         // `get` rather than indexing: a record shorter than its fields is
         // an error, never a panic, even if the caller got `size` wrong.
         let chunk = self
@@ -172,9 +174,19 @@ impl<'a> Reader<'a> {
         let chunk = chunk.ok_or_else(|| self.invalid(format!("field `{name}`: too few bytes")))?;
         T::check(chunk).map_err(|why| self.invalid(format!("field `{name}`{why}")))?;
         self.at += T::SIZE;
-        Ok(T::get::<B>(chunk))
+        Ok(())
     }
 
+    /// The fields' values, once every field has been checked.
+    #[inline]
+    pub fn values(self) -> Values<'a> {
+        Values {
+            bytes: &self.bytes[..self.at],
+            at: 0,
+        }
+    }
+
+    #[cold]
     fn invalid(&self, reason: String) -> Error {
         Error::InvalidStruct {
             type_name: self.type_name,
@@ -184,10 +196,57 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The checked fields of a record, read in order.
+#[doc(hidden)]
+pub struct Values<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Values<'_> {
+    /// The next field's value. Only fields [`Reader::check`] passed are
+    /// read, in the same order, so the bytes are there and valid.
+    #[inline]
+    pub fn take<T: WireField, B: ByteOrder>(&mut self) -> T {
+        let value = T::get::<B>(&self.bytes[self.at..self.at + T::SIZE]);
+        self.at += T::SIZE;
+        value
+    }
+}
+
+/// Writes a record's fields in order into a buffer of its size, for the
+/// macro's `encode`.
+#[doc(hidden)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// Appends `size` zero bytes to `out`, to be filled field by field.
+    #[inline]
+    pub fn new(out: &'a mut Vec<u8>, size: usize) -> Self {
+        let start = out.len();
+        out.resize(start + size, 0);
+        Writer {
+            buf: &mut out[start..],
+            at: 0,
+        }
+    }
+
+    /// Writes the next field. The fields' sizes add up to the record's,
+    /// which is what `new` made room for.
+    #[inline]
+    pub fn field<T: WireField, B: ByteOrder>(&mut self, value: &T) {
+        value.write::<B>(&mut self.buf[self.at..self.at + T::SIZE]);
+        self.at += T::SIZE;
+    }
+}
+
 /// What the macro's expansion needs, reached through `$crate`.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::{Reader, WireField};
+    pub use super::{Reader, Values, WireField, Writer};
     pub use ::byteorder;
 }
 
@@ -267,11 +326,11 @@ macro_rules! binary_struct {
                 Self::SIZE
             }
 
+            // A struct without fields never uses the writer.
+            #[allow(unused_mut, unused_variables)]
             fn encode(&self, out: &mut ::std::vec::Vec<u8>) {
-                out.reserve(Self::SIZE);
-                $($crate::__private::WireField::put::<
-                    $crate::__private::byteorder::$order,
-                >(&self.$field, out);)*
+                let mut writer = $crate::__private::Writer::new(out, Self::SIZE);
+                $(writer.field::<$ty, $crate::__private::byteorder::$order>(&self.$field);)*
             }
 
             // A struct without fields never uses the reader.
@@ -279,13 +338,12 @@ macro_rules! binary_struct {
             fn decode(&mut self, bytes: &[u8]) -> $crate::Result<()> {
                 let mut reader =
                     $crate::__private::Reader::new(::core::stringify!($name), bytes, Self::SIZE)?;
-                // Every field goes to a local first, so an error leaves
-                // `self` as it was. Hygiene keeps `reader` apart from a
-                // field of that name.
-                $(let $field = reader.field::<$ty, $crate::__private::byteorder::$order>(
-                    ::core::stringify!($field),
-                )?;)*
-                $(self.$field = $field;)*
+                // Every field is checked before any is set, so an error
+                // leaves `self` as it was. Hygiene keeps `reader` and
+                // `values` apart from fields of those names.
+                $(reader.check::<$ty>(::core::stringify!($field))?;)*
+                let mut values = reader.values();
+                $(self.$field = values.take::<$ty, $crate::__private::byteorder::$order>();)*
                 ::core::result::Result::Ok(())
             }
         }
@@ -508,7 +566,7 @@ mod tests {
         }
         // A reader told the wrong size refuses rather than panics.
         let mut r = Reader::new("X", &[1], 1).expect("length matches");
-        assert!(r.field::<u64, byteorder::BigEndian>("wide").is_err());
+        assert!(r.check::<u64>("wide").is_err());
     }
 
     #[test]
