@@ -132,6 +132,20 @@ fn server_and_peer(name: &str) -> (OneClientServer, TcpStream) {
 
 /// After a failed case the stream may be out of step: start over with a
 /// new peer so that shrinking sees the failure, not the leftovers.
+/// Runs one case with the peer's end of the shared link. A failed case
+/// leaves the stream mid-frame, so the peer is replaced before the next.
+fn on_link(
+    server: &OneClientServer,
+    peer: &Mutex<TcpStream>,
+    case: impl FnOnce(&mut TcpStream) -> std::result::Result<(), TestCaseError>,
+) -> std::result::Result<(), TestCaseError> {
+    let outcome = case(&mut peer.lock().unwrap_or_else(|e| e.into_inner()));
+    if outcome.is_err() {
+        resync(server, peer);
+    }
+    outcome
+}
+
 fn resync(server: &OneClientServer, peer: &Mutex<TcpStream>) {
     server.close_client();
     let fresh = raw_client(server);
@@ -168,8 +182,7 @@ fn any_split_any_terminator_any_encoding_gives_the_frames_sent() {
         }
         let pieces = chunks(&stream, &cuts);
         let mut got = Vec::new();
-        let outcome = (|| -> std::result::Result<(), TestCaseError> {
-            let mut peer = peer.lock().unwrap_or_else(|e| e.into_inner());
+        on_link(&server, &peer, |peer| {
             if polling {
                 // Chunk by chunk, taking whatever whole lines have come.
                 for piece in &pieces {
@@ -216,11 +229,7 @@ fn any_split_any_terminator_any_encoding_gives_the_frames_sent() {
                 "nothing beyond the frames sent"
             );
             Ok(())
-        })();
-        if outcome.is_err() {
-            resync(&server, &peer);
-        }
-        outcome
+        })
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -364,8 +373,7 @@ fn mixed_reads_never_lose_double_or_reorder_a_byte() {
         vec(op(), 1..40),
     );
     let result = runner(SOCKET_CASES).run(&strategy, |(stream, cuts, ops)| {
-        let outcome = (|| -> std::result::Result<(), TestCaseError> {
-            let mut peer = peer.lock().unwrap_or_else(|e| e.into_inner());
+        on_link(&server, &peer, |peer| {
             for piece in chunks(&stream, &cuts) {
                 peer.write_all(piece)
                     .and_then(|()| peer.flush())
@@ -411,11 +419,7 @@ fn mixed_reads_never_lose_double_or_reorder_a_byte() {
             let left = server.read_exact(stream.len() - at).map_err(fail)?;
             prop_assert_eq!(&left[..], &stream[at..]);
             Ok(())
-        })();
-        if outcome.is_err() {
-            resync(&server, &peer);
-        }
-        outcome
+        })
     });
     if let Err(e) = result {
         panic!("{e}");
