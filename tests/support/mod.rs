@@ -3,6 +3,8 @@
 //! peer for the crate's server.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
