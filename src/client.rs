@@ -134,7 +134,7 @@ impl ClientBuilder {
                 port: client.shared.port,
                 connect_timeout: self.connect_timeout,
             };
-            let name = format!("tcpip-reconnect {}", ep.name);
+            let name = format!("tcpip-reconnect {}", ep.name());
             let handle = spawn(name, move || reconnect::run(&ep, &target, backoff))?;
             client.shared.ep.add_thread(handle);
         }
@@ -243,7 +243,7 @@ impl Client {
         let ep = &self.shared.ep;
         if let Some(mut callback) = callback {
             let view = Client::view(&self.shared);
-            let name = format!("tcpip-callback {}", ep.name);
+            let name = format!("tcpip-callback {}", ep.name());
             ep.add_thread(
                 ep.events
                     .start_callback(name, move |c| callback(&view, c))?,
@@ -257,12 +257,12 @@ impl Client {
         let interval = ep.config.monitor_interval;
         if !interval.is_zero() {
             let watched = ep.clone();
-            let name = format!("tcpip-monitor {}", ep.name);
+            let name = format!("tcpip-monitor {}", ep.name());
             ep.add_thread(spawn(name, move || monitor::run(&watched, interval))?);
         }
         if let Some(period) = heartbeat {
             let beating = ep.clone();
-            let name = format!("tcpip-heartbeat {}", ep.name);
+            let name = format!("tcpip-heartbeat {}", ep.name());
             ep.add_thread(spawn(name, move || send_heartbeats(&beating, period))?);
         }
         Ok(())
@@ -307,7 +307,7 @@ impl Drop for Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("name", &self.shared.ep.name)
+            .field("name", &self.shared.ep.name())
             .field("host", &self.shared.host)
             .field("port", &self.shared.port)
             .field("connected", &self.connected())

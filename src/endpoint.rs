@@ -25,7 +25,6 @@ use crate::{Error, Result};
 pub struct Endpoint {
     /// `Role(name)`, the prefix of every log message.
     pub(crate) log_name: String,
-    pub(crate) name: String,
     pub(crate) config: LinkConfig,
     pub(crate) codec: SharedCodec,
     slot: Mutex<Slot>,
@@ -71,7 +70,6 @@ impl Endpoint {
         let codec = SharedCodec::new(Codec::new(config.encoding, &config.terminator));
         Endpoint {
             log_name: format!("{role}({})", config.name),
-            name: config.name.clone(),
             reader: Mutex::new(Half::new(&codec)),
             writer: Mutex::new(Half::new(&codec)),
             codec,
@@ -89,6 +87,11 @@ impl Endpoint {
             threads: Mutex::default(),
             joining: Mutex::new(()),
         }
+    }
+
+    /// The name given to the builder.
+    pub(crate) fn name(&self) -> &str {
+        &self.config.name
     }
 
     pub(crate) fn connected(&self) -> bool {
@@ -123,11 +126,8 @@ impl Endpoint {
         }
     }
 
-    pub(crate) fn current(&self) -> Result<Arc<Connection>> {
-        match &self.slot.lock().conn {
-            Some(conn) => Ok(conn.clone()),
-            None => Err(Error::NotConnected),
-        }
+    pub(crate) fn current(&self) -> Option<Arc<Connection>> {
+        self.slot.lock().conn.clone()
     }
 
     /// Makes `conn` the connection. An occupied slot is taken over only if

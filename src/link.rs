@@ -46,7 +46,7 @@ pub(crate) mod sealed {
 pub trait Link: sealed::Sealed {
     /// The name given to the builder, used in log messages.
     fn name(&self) -> &str {
-        &self.endpoint().name
+        self.endpoint().name()
     }
 
     /// True while a peer is connected. Bytes received and not yet read
@@ -66,7 +66,7 @@ pub trait Link: sealed::Sealed {
 
     /// The connected peer's address.
     fn peer_addr(&self) -> Option<SocketAddr> {
-        self.endpoint().current().ok().map(|c| c.peer())
+        self.endpoint().current().map(|c| c.peer())
     }
 
     /// A receiver of every later change of connection state, in order,

@@ -182,11 +182,11 @@ impl OneClientReadLoopServer {
     fn spawn_threads(&self, mut handler: impl ReadLoopHandler) -> Result<()> {
         let ep = self.endpoint();
         let view = self.view();
-        let name = format!("tcpip-read-loop {}", ep.name);
+        let name = format!("tcpip-read-loop {}", ep.name());
         ep.add_thread(spawn(name, move || view.read_loop(&mut handler))?);
         if let Some(max) = self.shared.heartbeat {
             let view = self.view();
-            let name = format!("tcpip-heartbeat-monitor {}", ep.name);
+            let name = format!("tcpip-heartbeat-monitor {}", ep.name());
             ep.add_thread(spawn(name, move || view.monitor_heartbeats(max))?);
         }
         Ok(())
@@ -198,7 +198,7 @@ impl OneClientReadLoopServer {
         let mut seen = 0;
         while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
-            while ep.current().is_ok_and(|c| Arc::ptr_eq(&c, &conn)) {
+            while ep.current().is_some_and(|c| Arc::ptr_eq(&c, &conn)) {
                 if let Err(e) = self.dispatch(handler) {
                     if ep.detach(&conn, DisconnectReason::Error(e.clone())) {
                         ep.set_should_be_connected(false);

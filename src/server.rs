@@ -240,7 +240,7 @@ impl OneClientServer {
                 shared: self.shared.clone(),
                 owner: false,
             };
-            let name = format!("tcpip-callback {}", ep.name);
+            let name = format!("tcpip-callback {}", ep.name());
             ep.add_thread(
                 ep.events
                     .start_callback(name, move |c| callback(&view, c))?,
@@ -249,14 +249,14 @@ impl OneClientServer {
         let interval = ep.config.monitor_interval;
         if !interval.is_zero() {
             let watched = ep.clone();
-            let monitor = spawn(format!("tcpip-monitor {}", ep.name), move || {
+            let monitor = spawn(format!("tcpip-monitor {}", ep.name()), move || {
                 monitor::run(&watched, interval)
             })?;
             ep.add_thread(monitor);
         }
         for listener in self.shared.listeners.lock().iter() {
             let (shared, listener) = (self.shared.clone(), listener.clone());
-            let accept = spawn(format!("tcpip-accept {}", ep.name), move || {
+            let accept = spawn(format!("tcpip-accept {}", ep.name()), move || {
                 shared.accept_loop(&listener)
             })?;
             ep.add_thread(accept);
@@ -338,7 +338,7 @@ impl Drop for OneClientServer {
 impl std::fmt::Debug for OneClientServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OneClientServer")
-            .field("name", &self.shared.ep.name)
+            .field("name", &self.shared.ep.name())
             .field("local_addrs", &self.shared.local_addrs)
             .field("connected", &self.connected())
             .finish()
