@@ -162,7 +162,8 @@ macro_rules! monitor_setter {
     ($($field:ident).+) => {
         /// How late, at most, a peer that went away is noticed while bytes
         /// wait unread or a read is running; on an idle link it is noticed
-        /// at once. `Duration::ZERO` starts no monitor: then only reads,
+        /// at once (within this interval too if a read timeout shorter
+        /// than it is set: the monitor's wait on the socket obeys it). `Duration::ZERO` starts no monitor: then only reads,
         /// writes and (on a server) the next client's arrival notice.
         /// Default: [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
         /// (100 ms).

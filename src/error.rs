@@ -111,14 +111,27 @@ impl Error {
         )
     }
 
-    /// Sorts an I/O error from an established connection: timeouts become
-    /// [`Error::Timeout`], a broken connection [`Error::ConnectionLost`].
+    /// Sorts an I/O error from an established connection: the socket's
+    /// own timeout becomes [`Error::Timeout`], anything else
+    /// [`Error::ConnectionLost`].
     pub(crate) fn from_link_io(err: io::Error) -> Error {
-        use io::ErrorKind::*;
-        match err.kind() {
-            WouldBlock | TimedOut => Error::Timeout,
-            _ => Error::ConnectionLost(err),
+        match is_socket_timeout(err.kind()) {
+            true => Error::Timeout,
+            false => Error::ConnectionLost(err),
         }
+    }
+}
+
+/// True for the error a socket read or write timeout gives. On Unix that
+/// is `EAGAIN` (`WouldBlock`); `ETIMEDOUT` (`TimedOut`) there means the
+/// connection died (keepalive probes or retransmissions went unanswered),
+/// so it is a lost connection. Windows reports its socket timeouts as
+/// `TimedOut`.
+pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
+    match kind {
+        io::ErrorKind::WouldBlock => true,
+        io::ErrorKind::TimedOut => cfg!(windows),
+        _ => false,
     }
 }
 
@@ -236,6 +249,15 @@ mod tests {
             Error::Timeout
         ));
         assert!(Error::from_link_io(io::ErrorKind::ConnectionReset.into()).is_connection_error());
+    }
+
+    /// ETIMEDOUT on Unix is a dead connection (keepalive or retransmission
+    /// gave up), not the socket's read or write timeout.
+    #[cfg(unix)]
+    #[test]
+    fn a_keepalive_timeout_is_a_lost_connection() {
+        let dead = Error::from_link_io(io::ErrorKind::TimedOut.into());
+        assert!(matches!(dead, Error::ConnectionLost(_)), "{dead:?}");
     }
 
     #[test]

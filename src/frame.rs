@@ -3,7 +3,7 @@
 //! tests hand it a `Cursor`.
 //!
 //! Nothing is lost on an error that leaves the stream usable: a timeout
-//! (`WouldBlock`/`TimedOut` from the source) or a limit overrun leaves every
+//! (`WouldBlock` from the source) or a limit overrun leaves every
 //! byte buffered for the next call. End of file hands the partial bytes to
 //! the caller in [`Error::IncompleteRead`].
 

@@ -6,6 +6,9 @@
 //! While bytes are waiting unread, or a reader is busy, there is nothing to
 //! notice yet: the monitor looks again after `monitor_connection_interval`,
 //! which therefore bounds how late a disconnect is noticed on a busy link.
+//! The peek obeys the link's read timeout (a socket has one); a timeout
+//! shorter than the interval would wake the monitor at its own pace, so
+//! then the monitor, too, looks once per interval.
 
 use std::io::ErrorKind;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
+use crate::error::is_socket_timeout;
 use crate::events::DisconnectReason;
 use crate::net::{self, Peek};
 
@@ -38,12 +42,12 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             // Unread bytes, or a reader that will meet the end of file
             // itself: look again later.
             Ok(_) => {}
-            // The socket's read timeout cut the wait short. Waiting again
-            // at once is right unless that timeout is tiny: then pace it.
-            Err(e) if is_retry(e.kind()) && started.elapsed() >= Duration::from_millis(1) => {
-                continue
-            }
-            Err(e) if is_retry(e.kind()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // The link's read timeout cut the wait short. Waiting again at
+            // once is right if it is no shorter than the interval; a
+            // shorter one is paced to the interval (module doc).
+            Err(e) if is_socket_timeout(e.kind()) && started.elapsed() >= interval => continue,
+            Err(e) if is_socket_timeout(e.kind()) => {}
             Err(e) => {
                 ep.detach(conn, DisconnectReason::Error(e.to_string()));
                 return;
@@ -53,11 +57,4 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             return;
         }
     }
-}
-
-fn is_retry(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-    )
 }

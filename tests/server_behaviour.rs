@@ -227,6 +227,41 @@ fn b03_monitor_notices_a_dropped_client() {
     assert!(matches!(server.read_str(), Err(Error::NotConnected)));
 }
 
+/// B3 with a read timeout far shorter than the monitor interval: the
+/// monitor's wait on the socket obeys that timeout, and used to wake at its
+/// pace (every millisecond) on an idle link. It now looks once per
+/// interval, and still notices the drop.
+#[test]
+fn b03_a_short_read_timeout_does_not_wake_the_idle_monitor_at_its_pace() {
+    let _w = watchdog(Duration::from_secs(30));
+    const SLACK: Duration = Duration::from_secs(2);
+    // A measurement window, not a wait for something to happen.
+    const WINDOW: Duration = Duration::from_millis(500);
+    let calls = CallbackRecorder::new();
+    let server = testing::start_server(
+        OneClientServer::builder()
+            .name("pace")
+            .connect_callback(calls.callback()),
+    )
+    .expect("server starts");
+    server.set_read_timeout(Some(Duration::from_millis(1)));
+    let peer = raw_client(&server);
+    calls.assert_next_connected(true, WAIT);
+    let monitor = "tcpip-monitor p"; // "tcpip-monitor pace", cut to 15 bytes
+    let before = support::context_switches(monitor).expect("the monitor thread");
+    thread::sleep(WINDOW);
+    let woke = support::context_switches(monitor).expect("the monitor thread") - before;
+    // Once per 100 ms interval is about 10 switches here (the peek and the
+    // wait each wake it); at the timeout's pace, 60 or more (the kernel
+    // rounds 1 ms up to its tick).
+    assert!(
+        woke < 30,
+        "the idle monitor woke {woke} times in {WINDOW:?}"
+    );
+    drop(peer);
+    calls.assert_next_connected(false, DEFAULT_MONITOR_CONNECTION_INTERVAL + SLACK);
+}
+
 // ---------------------------------------------------------------- B4
 
 #[test]

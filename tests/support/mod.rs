@@ -239,6 +239,21 @@ pub fn all_threads() -> usize {
     thread_names().len()
 }
 
+/// Context switches so far of the thread whose name is `name` (as
+/// /proc shows it: the first 15 bytes), or None if there is none.
+pub fn context_switches(name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let task = tasks.flatten().find(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+    })?;
+    let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+    let count = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some(count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?)
+}
+
 /// Threads of the crate: every one it starts is named `tcpip-...`.
 pub fn crate_threads() -> usize {
     thread_names()
