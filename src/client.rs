@@ -108,6 +108,14 @@ impl ClientBuilder {
                 "the heartbeat period must be above zero".into(),
             ));
         }
+        if self
+            .reconnect
+            .is_some_and(|b| b.initial.is_zero() || b.initial > b.max)
+        {
+            return Err(Error::InvalidArgument(
+                "the reconnect backoff needs 0 < initial <= max".into(),
+            ));
+        }
         let stream = net::connect(&self.host, self.port, self.connect_timeout)?;
         net::configure(&stream, &self.config)?;
         let peer = stream.peer_addr()?;

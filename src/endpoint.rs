@@ -217,7 +217,7 @@ impl Endpoint {
 
     /// Waits for a connection: Ok at once if there is one.
     pub(crate) fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut slot = self.slot.lock();
         loop {
             if slot.conn.is_some() {
@@ -226,7 +226,7 @@ impl Endpoint {
             if slot.closed {
                 return Err(Error::NotConnected);
             }
-            if self.changed.wait_until(&mut slot, deadline).timed_out() && slot.conn.is_none() {
+            if self.wait_changed(&mut slot, deadline) && slot.conn.is_none() {
                 return Err(if slot.closed {
                     Error::NotConnected
                 } else {
@@ -257,10 +257,10 @@ impl Endpoint {
     /// Waits up to `timeout` unless `conn` stops being the connection
     /// first. True if it still is.
     pub(crate) fn wait_while_current(&self, conn: &Arc<Connection>, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut slot = self.slot.lock();
         let current = |slot: &Slot| slot.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn));
-        while current(&slot) && !self.changed.wait_until(&mut slot, deadline).timed_out() {}
+        while current(&slot) && !self.wait_changed(&mut slot, deadline) {}
         current(&slot)
     }
 
@@ -277,10 +277,22 @@ impl Endpoint {
     /// Waits up to `timeout` unless the endpoint is closed first. True if
     /// it is closed.
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut slot = self.slot.lock();
-        while !slot.closed && !self.changed.wait_until(&mut slot, deadline).timed_out() {}
+        while !slot.closed && !self.wait_changed(&mut slot, deadline) {}
         slot.closed
+    }
+
+    /// Waits for a change of the slot until `deadline` (for ever without
+    /// one); true if the deadline passed.
+    fn wait_changed(&self, slot: &mut MutexGuard<'_, Slot>, deadline: Option<Instant>) -> bool {
+        match deadline {
+            Some(deadline) => self.changed.wait_until(slot, deadline).timed_out(),
+            None => {
+                self.changed.wait(slot);
+                false
+            }
+        }
     }
 
     pub(crate) fn add_thread(&self, handle: JoinHandle<()>) {
@@ -472,6 +484,12 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// `timeout` from now; None (no deadline) when that is further than an
+/// `Instant` reaches, so `Duration::MAX` means "for ever", not a panic.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Zero, which the socket would take as "forever", becomes the shortest

@@ -10,7 +10,8 @@ use crate::net;
 
 /// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
 /// paces its attempts: the first comes at once, then the wait doubles from
-/// `initial` up to `max`. Each wait is drawn between half and all of its
+/// `initial` up to `max`. `connect()` refuses a zero `initial` (it would
+/// retry without a pause) and an `initial` above `max`. Each wait is drawn between half and all of its
 /// nominal length, so that many clients of one server do not return in
 /// step.
 ///
@@ -58,7 +59,7 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
             if ep.wait_closed(rng.draw(wait)) {
                 return;
             }
-            wait = (wait * 2).min(backoff.max);
+            wait = wait.saturating_mul(2).min(backoff.max);
         } else {
             wait = backoff.initial;
         }
@@ -66,7 +67,7 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
             if ep.wait_closed(rng.draw(wait)) {
                 return;
             }
-            wait = (wait * 2).min(backoff.max);
+            wait = wait.saturating_mul(2).min(backoff.max);
         }
         up_since = Some(Instant::now());
     }
@@ -116,7 +117,9 @@ impl Jitter {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         let fraction = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        nominal.mul_f64(0.5 + 0.5 * fraction)
+        // Through f64 a nominal near Duration::MAX can round past it.
+        Duration::try_from_secs_f64(nominal.as_secs_f64() * (0.5 + 0.5 * fraction))
+            .map_or(nominal, |d| d.min(nominal))
     }
 }
 
@@ -131,6 +134,15 @@ mod tests {
         for _ in 0..1000 {
             let d = rng.draw(nominal);
             assert!(d >= nominal / 2 && d <= nominal, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_longest_wait_is_drawn_without_a_panic() {
+        let mut rng = Jitter::seeded();
+        for _ in 0..1000 {
+            let d = rng.draw(Duration::MAX);
+            assert!(d >= Duration::MAX / 2, "{d:?}");
         }
     }
 }

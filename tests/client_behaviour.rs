@@ -184,3 +184,42 @@ fn read_loop_heartbeat_needs_monitoring_on() {
     server.close();
     assert!(server.is_closed());
 }
+
+/// A backoff that would retry without a pause, or start above its cap, is
+/// refused when connecting rather than spinning a core later.
+#[test]
+fn reconnect_backoff_is_checked_when_connecting() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server starts");
+    for (initial, max) in [
+        (Duration::ZERO, Duration::from_secs(1)),
+        (Duration::from_secs(2), Duration::from_secs(1)),
+    ] {
+        let refused = testing::client_for(&server)
+            .reconnect(Backoff { initial, max })
+            .connect();
+        assert!(
+            matches!(refused, Err(Error::InvalidArgument(_))),
+            "{initial:?}..{max:?}: {refused:?}"
+        );
+    }
+}
+
+/// `Duration::MAX` as a timeout means "for ever", not an overflow panic.
+#[test]
+fn a_wait_of_duration_max_waits_for_ever_without_a_panic() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server starts");
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| server.wait_connected(Duration::MAX));
+        let _client = testing::client_for(&server).connect().expect("connects");
+        assert!(waiting.join().expect("no panic").is_ok());
+    });
+    let client = testing::client_for(&server)
+        .reconnect(Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::MAX,
+        })
+        .connect();
+    assert!(client.is_ok(), "{client:?}");
+}
