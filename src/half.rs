@@ -138,9 +138,15 @@ impl ReadHalf {
         let mut result = f(frames, &mut src, cache.get(codec));
         let drained = frames.at_eof() && frames.buffered().is_empty();
         if conn.is_closing() {
-            // The end of file was our own shutdown: report it as the
-            // connection error it is, not as the peer's end of stream.
-            if let Ok(_) | Err(Error::Timeout) = result {
+            // An end of file or a cut-short wait caused by our own
+            // shutdown: report it as the connection error it is, not as
+            // the peer's end of stream. A frame read whole before the
+            // shutdown is still handed over.
+            let ours = match &result {
+                Ok(_) => frames.at_eof(),
+                Err(e) => matches!(e, Error::Timeout),
+            };
+            if ours {
                 result = Err(closed_locally());
             }
         }
@@ -259,5 +265,24 @@ mod tests {
         half.rebind(3, Some(second.clone()));
         assert!(half.serves(&second) && half.buffered().is_empty());
         assert!(half.release().is_some() && !half.is_bound());
+    }
+
+    /// A local close racing a read: a frame that was whole before it is
+    /// still handed over; what the close itself ended is a lost connection.
+    #[test]
+    fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
+        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
+        let counters = Counters::default();
+        let conn = connection();
+        let mut half = ReadHalf::new(&codec);
+        half.rebind(1, Some(conn.clone()));
+        conn.shutdown();
+        let whole = half.read(&codec, &counters, true, |r, _, _| {
+            r.read_until(&mut Cursor::new(b"line\n".to_vec()), b"\n", 100)
+                .map(<[u8]>::to_vec)
+        });
+        assert_eq!(whole.result.expect("the frame"), b"line\n");
+        let ended = half.read(&codec, &counters, true, |r, src, _| r.read_to_end(src));
+        assert!(matches!(ended.result, Err(Error::ConnectionLost(_))));
     }
 }
