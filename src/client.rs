@@ -10,8 +10,7 @@ use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::link::sealed::Sealed;
 use crate::reconnect::{self, Backoff, Target};
-use crate::server::spawn;
-use crate::{monitor, net, Error, Link, Result};
+use crate::{net, Error, Link, Result};
 
 type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
 
@@ -119,32 +118,33 @@ impl ClientBuilder {
         let stream = net::connect(&self.host, self.port, self.connect_timeout)?;
         net::configure(&stream, &self.config)?;
         let peer = stream.peer_addr()?;
-        let client = Client::new(
-            Shared {
-                ep: Arc::new(Endpoint::new("Client", self.config)),
-                host: self.host,
-                port: self.port,
-            },
-            true,
-        );
+        let client = Client::new(Endpoint::new("Client", self.config), self.host, self.port);
         // The callback thread first, so that it hears of the connection.
-        client.spawn_callback(self.callback)?;
+        if let Some(mut callback) = self.callback {
+            let view = client.view();
+            client.ep.spawn_callback(move |c| callback(&view, c))?;
+        }
         // A fresh endpoint takes its first connection.
         let _ = client
-            .shared
             .ep
             .attach(Arc::new(Connection::new(stream, peer)), false);
-        client.spawn_threads(self.heartbeat)?;
+        client.ep.spawn_monitor()?;
+        if let Some(period) = self.heartbeat {
+            let ep = client.ep.clone();
+            client
+                .ep
+                .spawn("heartbeat", move || send_heartbeats(&ep, period))?;
+        }
         if let Some(backoff) = self.reconnect {
-            let ep = client.shared.ep.clone();
+            let ep = client.ep.clone();
             let target = Target {
                 host: client.shared.host.clone(),
                 port: client.shared.port,
                 connect_timeout: self.connect_timeout,
             };
-            let name = format!("tcpip-reconnect {}", ep.name());
-            let handle = spawn(name, move || reconnect::run(&ep, &target, backoff))?;
-            client.shared.ep.add_thread(handle);
+            client
+                .ep
+                .spawn("reconnect", move || reconnect::run(&ep, &target, backoff))?;
         }
         Ok(client)
     }
@@ -153,8 +153,6 @@ impl ClientBuilder {
 /// A TCP/IP client of a server. Share it between threads with `Arc`; the
 /// read and write methods are those of [`Link`]. Dropping it closes it.
 pub struct Client {
-    /// Also in `shared`; held here too so that a call reaches the endpoint
-    /// with one pointer load, not two.
     ep: Arc<Endpoint>,
     shared: Arc<Shared>,
     /// False for the view handed to the callback, whose drop closes nothing.
@@ -162,26 +160,24 @@ pub struct Client {
 }
 
 struct Shared {
-    ep: Arc<Endpoint>,
     host: String,
     port: u16,
 }
 
 impl Client {
-    fn new(shared: Shared, owner: bool) -> Client {
-        let shared = Arc::new(shared);
+    fn new(ep: Endpoint, host: String, port: u16) -> Client {
         Client {
-            ep: shared.ep.clone(),
-            shared,
-            owner,
+            ep: Arc::new(ep),
+            shared: Arc::new(Shared { host, port }),
+            owner: true,
         }
     }
 
     /// The callback's handle: its drop closes nothing.
-    fn view(shared: &Arc<Shared>) -> Client {
+    fn view(&self) -> Client {
         Client {
-            ep: shared.ep.clone(),
-            shared: shared.clone(),
+            ep: self.ep.clone(),
+            shared: self.shared.clone(),
             owner: false,
         }
     }
@@ -205,12 +201,7 @@ impl Client {
     pub fn closed() -> Client {
         let ep = Endpoint::new("Client", LinkConfig::default());
         ep.shut();
-        let shared = Shared {
-            ep: Arc::new(ep),
-            host: String::new(),
-            port: 0,
-        };
-        Client::new(shared, true)
+        Client::new(ep, String::new(), 0)
     }
 
     /// The server host it was given (empty for [`Client::closed`]).
@@ -227,53 +218,21 @@ impl Client {
     /// running callback, which gets `false` if connected) and makes
     /// `should_be_connected()` false. Idempotent; dropping does the same.
     pub fn close(&self) {
-        self.shared.ep.set_should_be_connected(false);
+        self.ep.set_should_be_connected(false);
         self.basic_close();
     }
 
     /// As [`close`](Self::close), but leaves `should_be_connected()` as it
     /// is, so an unexpected loss can still be told from a deliberate close.
     pub fn basic_close(&self) {
-        let ep = &self.shared.ep;
-        if ep.shut() {
-            log::info!("{}: closing", ep.log_name);
-        }
-        ep.events.close_callback();
-        ep.join_threads();
+        // The monitor, heartbeat and reconnect threads all wake on the
+        // shutdown and the closed slot: nothing else to wake.
+        self.ep.close(|| {});
     }
 
     /// True once closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.ep.is_closed()
-    }
-
-    fn spawn_callback(&self, callback: Option<ClientCallback>) -> Result<()> {
-        let ep = &self.shared.ep;
-        if let Some(mut callback) = callback {
-            let view = Client::view(&self.shared);
-            let name = format!("tcpip-callback {}", ep.name());
-            ep.add_thread(
-                ep.events
-                    .start_callback(name, move |c| callback(&view, c))?,
-            );
-        }
-        Ok(())
-    }
-
-    fn spawn_threads(&self, heartbeat: Option<Duration>) -> Result<()> {
-        let ep = &self.shared.ep;
-        let interval = ep.config.monitor_interval;
-        if !interval.is_zero() {
-            let watched = ep.clone();
-            let name = format!("tcpip-monitor {}", ep.name());
-            ep.add_thread(spawn(name, move || monitor::run(&watched, interval))?);
-        }
-        if let Some(period) = heartbeat {
-            let beating = ep.clone();
-            let name = format!("tcpip-heartbeat {}", ep.name());
-            ep.add_thread(spawn(name, move || send_heartbeats(&beating, period))?);
-        }
-        Ok(())
+        self.ep.is_closed()
     }
 }
 
@@ -315,7 +274,7 @@ impl Drop for Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("name", &self.shared.ep.name())
+            .field("name", &self.ep.name())
             .field("host", &self.shared.host)
             .field("port", &self.shared.port)
             .field("connected", &self.connected())

@@ -16,6 +16,7 @@ use crate::connection::Connection;
 use crate::events::{ConnectionEvent, DisconnectReason, Events};
 use crate::frame::FrameReader;
 use crate::half::{Half, PerConnection, ReadHalf, ReadOutcome, Source, WriteHalf, Writer};
+use crate::monitor;
 use crate::net::{self, Peek};
 use crate::stats::Counters;
 use crate::{Error, Result};
@@ -295,10 +296,44 @@ impl Endpoint {
         }
     }
 
-    pub(crate) fn add_thread(&self, handle: JoinHandle<()>) {
+    /// Starts a thread named `tcpip-<kind> <name>` (Linux shows its first
+    /// 15 bytes), joined by `join_threads`.
+    pub(crate) fn spawn(&self, kind: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        let name = format!("tcpip-{kind} {}", self.name());
+        let handle = std::thread::Builder::new().name(name).spawn(f)?;
         let mut threads = self.threads.lock();
         threads.ids.push(handle.thread().id());
         threads.handles.push(handle);
+        Ok(())
+    }
+
+    /// Starts the monitor thread, unless its interval is zero.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>) -> Result<()> {
+        let interval = self.config.monitor_interval;
+        if interval.is_zero() {
+            return Ok(());
+        }
+        let watched = self.clone();
+        self.spawn("monitor", move || monitor::run(&watched, interval))
+    }
+
+    /// Starts the thread that calls `callback` on every change.
+    pub(crate) fn spawn_callback(&self, callback: impl FnMut(bool) + Send + 'static) -> Result<()> {
+        let body = self.events.callback_loop(self.log_name.clone(), callback);
+        self.spawn("callback", body)
+    }
+
+    /// Closes the endpoint: ends the connection, runs `wake` (what the
+    /// endpoint's own shutdown does not release, such as a blocked
+    /// `accept`), lets the callback thread finish its queue, and joins
+    /// every thread (see `join_threads` for a call from one of them).
+    pub(crate) fn close(&self, wake: impl FnOnce()) {
+        if self.shut() {
+            log::info!("{}: closing", self.log_name);
+        }
+        wake();
+        self.events.close_callback();
+        self.join_threads();
     }
 
     /// Joins every thread started for this endpoint. Called from one of

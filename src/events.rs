@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -86,29 +85,28 @@ impl Events {
             .retain(|tx| tx.send(event.clone()).is_ok());
     }
 
-    /// Starts the thread that calls `callback` once per change, serially.
-    /// A panic in the callback is logged and the next change still gets its
-    /// call.
-    pub(crate) fn start_callback<F>(
+    /// Subscribes the callback and returns the body of its thread, which
+    /// calls `callback` once per change, serially, until `close_callback`.
+    /// A panic in the callback is logged (as `log_name`) and the next
+    /// change still gets its call.
+    pub(crate) fn callback_loop<F>(
         &self,
-        thread_name: String,
+        log_name: String,
         mut callback: F,
-    ) -> std::io::Result<JoinHandle<()>>
+    ) -> impl FnOnce() + Send + 'static
     where
         F: FnMut(bool) + Send + 'static,
     {
         let (tx, rx) = crossbeam_channel::unbounded::<ConnectionEvent>();
-        let log_name = thread_name.clone();
-        let handle = std::thread::Builder::new().name(thread_name).spawn(move || {
+        self.sinks.lock().callback = Some(tx);
+        move || {
             for event in rx {
                 let connected = event.is_connected();
                 if catch_unwind(AssertUnwindSafe(|| callback(connected))).is_err() {
                     log::error!("{log_name}: the connect callback panicked (connected={connected}); continuing");
                 }
             }
-        })?;
-        self.sinks.lock().callback = Some(tx);
-        Ok(handle)
+        }
     }
 
     /// Lets the callback thread finish the calls already queued and end.

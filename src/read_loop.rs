@@ -11,7 +11,6 @@ use parking_lot::Mutex;
 use crate::config::link_setters;
 use crate::endpoint::Endpoint;
 use crate::events::DisconnectReason;
-use crate::server::spawn;
 use crate::{Error, OneClientServer, Result, ServerBuilder};
 
 /// What the read loop calls, over and over, while a client is connected
@@ -182,12 +181,11 @@ impl OneClientReadLoopServer {
     fn spawn_threads(&self, mut handler: impl ReadLoopHandler) -> Result<()> {
         let ep = self.endpoint();
         let view = self.view();
-        let name = format!("tcpip-read-loop {}", ep.name());
-        ep.add_thread(spawn(name, move || view.read_loop(&mut handler))?);
+        ep.spawn("read-loop", move || view.read_loop(&mut handler))?;
         if let Some(max) = self.shared.heartbeat {
             let view = self.view();
-            let name = format!("tcpip-heartbeat-monitor {}", ep.name());
-            ep.add_thread(spawn(name, move || view.monitor_heartbeats(max))?);
+            // Not "heartbeat-…": Linux shows 15 bytes of a thread's name.
+            ep.spawn("hb-monitor", move || view.monitor_heartbeats(max))?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::events::DisconnectReason;
 use crate::link::sealed::Sealed;
 use crate::stats::Counters;
-use crate::{monitor, net, Link, Result};
+use crate::{net, Link, Result};
 
 type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
 
@@ -117,7 +117,7 @@ impl ServerBuilder {
         server.spawn_threads(self.callback)?;
         log::info!(
             "{}: listening on {:?}",
-            server.shared.ep.log_name,
+            server.ep.log_name,
             server.shared.local_addrs
         );
         Ok(server)
@@ -135,8 +135,7 @@ impl ServerBuilder {
 /// interval is zero) and one for the callback (if one is set); `close()`
 /// joins them all.
 pub struct OneClientServer {
-    /// Also in `shared`; held here too so that a call reaches the endpoint
-    /// with one pointer load, not two.
+    /// Also in `shared`, where the accept threads reach it.
     ep: Arc<Endpoint>,
     shared: Arc<Shared>,
     /// False for the view handed to the callback, whose drop closes nothing.
@@ -184,92 +183,67 @@ impl OneClientServer {
     /// `timeout` runs out, [`Error::NotConnected`](crate::Error::NotConnected)
     /// if the server is closed meanwhile (Python's `connected_task`).
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        self.shared.ep.wait_connected(timeout)
+        self.ep.wait_connected(timeout)
     }
 
     /// Closes the client, if any: it sees end of file, the callback gets
     /// `false`, `should_be_connected()` becomes false, and the server goes
     /// on listening. Idempotent.
     pub fn close_client(&self) {
-        self.shared.ep.set_should_be_connected(false);
+        self.ep.set_should_be_connected(false);
         self.basic_close_client();
     }
 
     /// As [`close_client`](Self::close_client), but leaves
     /// `should_be_connected()` as it is.
     pub fn basic_close_client(&self) {
-        self.shared
-            .ep
-            .detach_current(DisconnectReason::ClosedLocally);
+        self.ep.detach_current(DisconnectReason::ClosedLocally);
     }
 
     /// Closes the client and the listeners, calls the callback with `false`
     /// if a client was connected, and joins every thread the server started
-    /// (waiting for a running callback). The port is free again on return.
+    /// (waiting for a running callback). The port is free again on return,
+    /// except when called from the server's own callback: a thread cannot
+    /// join itself, so the owner's `close` (or drop) finishes the job.
     /// Idempotent; dropping the server does the same (Python's `close`
     /// then `done_task`).
     pub fn close(&self) {
-        let ep = &self.shared.ep;
-        ep.set_should_be_connected(false);
-        if ep.shut() {
-            log::info!("{}: closing", ep.log_name);
-        }
-        for listener in self.shared.listeners.lock().iter() {
-            net::wake_accept(listener);
-        }
-        ep.events.close_callback();
-        ep.join_threads();
+        self.ep.set_should_be_connected(false);
+        self.ep.close(|| {
+            for listener in self.shared.listeners.lock().iter() {
+                net::wake_accept(listener);
+            }
+        });
         // The accepting threads are gone: dropping the sockets frees the port.
         self.shared.listeners.lock().clear();
     }
 
     /// True once [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.ep.is_closed()
+        self.ep.is_closed()
     }
 
     pub(crate) fn endpoint_arc(&self) -> Arc<Endpoint> {
-        self.shared.ep.clone()
+        self.ep.clone()
     }
 
     fn spawn_threads(&self, callback: Option<ServerCallback>) -> Result<()> {
-        let ep = &self.shared.ep;
+        let ep = &self.ep;
         if let Some(mut callback) = callback {
             let view = OneClientServer {
                 ep: self.ep.clone(),
                 shared: self.shared.clone(),
                 owner: false,
             };
-            let name = format!("tcpip-callback {}", ep.name());
-            ep.add_thread(
-                ep.events
-                    .start_callback(name, move |c| callback(&view, c))?,
-            );
+            ep.spawn_callback(move |c| callback(&view, c))?;
         }
-        let interval = ep.config.monitor_interval;
-        if !interval.is_zero() {
-            let watched = ep.clone();
-            let monitor = spawn(format!("tcpip-monitor {}", ep.name()), move || {
-                monitor::run(&watched, interval)
-            })?;
-            ep.add_thread(monitor);
-        }
+        ep.spawn_monitor()?;
         for listener in self.shared.listeners.lock().iter() {
             let (shared, listener) = (self.shared.clone(), listener.clone());
-            let accept = spawn(format!("tcpip-accept {}", ep.name()), move || {
-                shared.accept_loop(&listener)
-            })?;
-            ep.add_thread(accept);
+            ep.spawn("accept", move || shared.accept_loop(&listener))?;
         }
         Ok(())
     }
-}
-
-pub(crate) fn spawn(
-    name: String,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>> {
-    Ok(std::thread::Builder::new().name(name).spawn(f)?)
 }
 
 impl Shared {
@@ -338,7 +312,7 @@ impl Drop for OneClientServer {
 impl std::fmt::Debug for OneClientServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OneClientServer")
-            .field("name", &self.shared.ep.name())
+            .field("name", &self.ep.name())
             .field("local_addrs", &self.shared.local_addrs)
             .field("connected", &self.connected())
             .finish()
