@@ -255,6 +255,12 @@ impl Endpoint {
         }
     }
 
+    /// True while the connection current at `epoch` (from
+    /// `next_connection`) still is.
+    pub(crate) fn is_current(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::Acquire) == epoch
+    }
+
     /// Waits up to `timeout` unless `conn` stops being the connection
     /// first. True if it still is.
     pub(crate) fn wait_while_current(&self, conn: &Arc<Connection>, timeout: Duration) -> bool {

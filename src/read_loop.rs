@@ -196,7 +196,8 @@ impl OneClientReadLoopServer {
         let mut seen = 0;
         while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
-            while ep.current().is_some_and(|c| Arc::ptr_eq(&c, &conn)) {
+            // One load per message: the epoch moves when `conn` ends.
+            while ep.is_current(epoch) {
                 if let Err(e) = self.dispatch(handler) {
                     if ep.detach(&conn, DisconnectReason::Error(e.clone())) {
                         ep.set_should_be_connected(false);
