@@ -53,7 +53,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How long `connect` tries. Default:
+    /// How long `connect` (and each reconnect attempt) tries, every
+    /// address of the host together; resolving the host name is not
+    /// bounded by it (the system resolver takes no timeout). Zero is
+    /// refused by `connect`. Default:
     /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) (10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -101,6 +104,11 @@ impl ClientBuilder {
         self.config.validate()?;
         if self.port == 0 {
             return Err(Error::InvalidArgument("the client needs a port".into()));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "the connect timeout must be above zero".into(),
+            ));
         }
         if self.heartbeat.is_some_and(|p| p.is_zero()) {
             return Err(Error::InvalidArgument(

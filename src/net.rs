@@ -4,7 +4,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
@@ -14,15 +14,21 @@ use crate::{Error, Result};
 /// Resolves `host` (None: every interface, IPv4 and IPv6) and `port` into
 /// the addresses to listen on, without duplicates.
 pub(crate) fn listen_addrs(host: Option<&str>, port: u16) -> Result<Vec<SocketAddr>> {
-    let mut addrs: Vec<SocketAddr> = match host {
+    let addrs: Vec<SocketAddr> = match host {
         None => vec![
             (Ipv4Addr::UNSPECIFIED, port).into(),
             (Ipv6Addr::UNSPECIFIED, port).into(),
         ],
         Some(host) => resolve(host, port)?,
     };
-    addrs.dedup();
-    Ok(addrs)
+    // A resolver may list an address twice, not always side by side.
+    let mut unique: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        if !unique.contains(&addr) {
+            unique.push(addr);
+        }
+    }
+    Ok(unique)
 }
 
 /// Binds and listens on every address. IPv6 sockets are IPv6-only so that
@@ -48,18 +54,23 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
     Ok(listeners)
 }
 
-/// Connects to the first address of `host:port` that answers.
+/// Connects to the first address of `host:port` that answers, all of them
+/// within `timeout` together (name resolution aside: the system resolver
+/// has no timeout to give it).
 pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
-    let mut last = None;
+    let deadline = Instant::now().checked_add(timeout);
+    let mut last = io::Error::from(io::ErrorKind::TimedOut);
     for addr in resolve(host, port)? {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
+            Err(e) => last = e,
         }
     }
-    Err(Error::Io(
-        last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
-    ))
+    Err(Error::Io(last))
 }
 
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {

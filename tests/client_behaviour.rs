@@ -24,6 +24,13 @@ fn b18_connect_fails_clearly_when_nobody_listens() {
         Client::builder().connect(),
         Err(Error::InvalidArgument(_))
     ));
+    assert!(matches!(
+        Client::builder()
+            .port(port)
+            .connect_timeout(Duration::ZERO)
+            .connect(),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
