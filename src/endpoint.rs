@@ -26,6 +26,8 @@ use crate::{Error, Result};
 pub struct Endpoint {
     /// `Role(name)`, the prefix of every log message.
     pub(crate) log_name: String,
+    /// As built. Its encoding, terminator and timeouts are only where the
+    /// link started: the live ones are in `codec` and `slot`.
     pub(crate) config: LinkConfig,
     pub(crate) codec: SharedCodec,
     slot: Mutex<Slot>,

@@ -282,13 +282,17 @@ impl Shared {
             .ep
             .attach(Arc::new(Connection::new(stream, peer)), true)
         {
+            // Dropping it closes it: the caller sees end of file.
+            drop(rejected);
+            if self.ep.is_closed() {
+                log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
+                return;
+            }
             Counters::add(&self.ep.counters.connections_rejected, 1);
             log::warn!(
                 "{}: rejecting {peer}: a client is already connected",
                 self.ep.log_name
             );
-            // Dropping it closes it: the caller sees end of file.
-            drop(rejected);
         }
     }
 }
