@@ -244,21 +244,26 @@ impl Client {
     }
 }
 
-/// Writes a heartbeat line every `period` while connected, until closed.
+/// Writes a heartbeat line every `period` while connected, until closed;
+/// while the link is down it sleeps until the next connection.
 fn send_heartbeats(ep: &Endpoint, period: Duration) {
-    loop {
-        let sent = ep.write_with(|w, codec| {
-            w.write_built(|buf| {
-                buf.extend_from_slice(HEARTBEAT);
-                buf.extend_from_slice(codec.terminator());
-                Ok(())
-            })
-        });
-        if let Err(e) = sent {
-            log::debug!("{}: heartbeat not sent: {e}", ep.log_name);
-        }
-        if ep.wait_closed(period) {
-            return;
+    let mut seen = 0;
+    while let Some((_, epoch)) = ep.next_connection(seen) {
+        seen = epoch;
+        while ep.is_current(epoch) {
+            let sent = ep.write_with(|w, codec| {
+                w.write_built(|buf| {
+                    buf.extend_from_slice(HEARTBEAT);
+                    buf.extend_from_slice(codec.terminator());
+                    Ok(())
+                })
+            });
+            if let Err(e) = sent {
+                log::debug!("{}: heartbeat not sent: {e}", ep.log_name);
+            }
+            if ep.wait_closed(period) {
+                return;
+            }
         }
     }
 }
