@@ -1,16 +1,18 @@
 //! Constants and defaults, in one place. Every builder setter's doc names
-//! the constant it defaults to.
+//! the constant it defaults to; [`LinkConfig::default`] is where the
+//! settings of the link itself start.
 
 use std::time::Duration;
 
-use crate::{Encoding, Error, Result};
+use crate::error::{Error, Result};
+use crate::wire::Encoding;
 
 /// Encoding of `read_str`/`write_str`/JSON unless set: UTF-8.
 pub const DEFAULT_ENCODING: Encoding = Encoding::Utf8;
 /// Terminator of `read_str`/`write_str`/JSON unless set: `b"\r\n"`.
 pub const DEFAULT_TERMINATOR: &[u8] = b"\r\n";
 /// How often a busy link is checked for a dropped peer: 100 ms. An idle
-/// link notices at once (see [`crate::ServerBuilder::monitor_connection_interval`]).
+/// link notices at once (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
 pub const DEFAULT_MONITOR_CONNECTION_INTERVAL: Duration = Duration::from_millis(100);
 /// Most bytes a separator may be preceded by: 64 KiB (asyncio's limit).
 pub const DEFAULT_READ_LIMIT: usize = 65_536;
@@ -71,9 +73,7 @@ impl LinkConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         check_terminator(&self.terminator)?;
         if self.read_limit == 0 {
-            return Err(Error::InvalidArgument(
-                "read_limit must be at least 1".into(),
-            ));
+            return Err(Error::invalid_argument("read_limit must be at least 1"));
         }
         Ok(())
     }
@@ -81,96 +81,7 @@ impl LinkConfig {
 
 pub(crate) fn check_terminator(terminator: &[u8]) -> Result<()> {
     if terminator.is_empty() {
-        return Err(Error::InvalidArgument(
-            "the terminator must not be empty".into(),
-        ));
+        return Err(Error::invalid_argument("the terminator must not be empty"));
     }
     Ok(())
 }
-
-/// Builder setters both sides share; `$($field).+` is the path to the
-/// builder's [`LinkConfig`].
-macro_rules! link_setters {
-    ($($field:ident).+) => {
-        /// Name used in log messages, e.g. `"Commands"`. Default: empty.
-        pub fn name(mut self, name: &str) -> Self {
-            self.$($field).+.name = name.to_owned();
-            self
-        }
-
-        /// Encoding of `read_str`, `write_str` and JSON. Default:
-        /// [`DEFAULT_ENCODING`](crate::DEFAULT_ENCODING) (UTF-8).
-        pub fn encoding(mut self, encoding: $crate::Encoding) -> Self {
-            self.$($field).+.encoding = encoding;
-            self
-        }
-
-        /// Terminator of `read_str`, `write_str` and JSON; must not be
-        /// empty (checked when starting). Default:
-        /// [`DEFAULT_TERMINATOR`](crate::DEFAULT_TERMINATOR) (`b"\r\n"`).
-        pub fn terminator(mut self, terminator: impl Into<Vec<u8>>) -> Self {
-            self.$($field).+.terminator = terminator.into();
-            self
-        }
-
-        /// Most bytes a separator may be preceded by before a read fails
-        /// with [`Error::LimitOverrun`](crate::Error::LimitOverrun); also
-        /// bounds the receive buffer. Default:
-        /// [`DEFAULT_READ_LIMIT`](crate::DEFAULT_READ_LIMIT) (64 KiB).
-        pub fn read_limit(mut self, bytes: usize) -> Self {
-            self.$($field).+.read_limit = bytes;
-            self
-        }
-
-        /// Sets TCP_NODELAY on each connection. Default: true, as the
-        /// Python reference's asyncio streams.
-        pub fn nodelay(mut self, on: bool) -> Self {
-            self.$($field).+.nodelay = on;
-            self
-        }
-
-        /// Sets TCP keepalive ([`KEEPALIVE_TIME`](crate::KEEPALIVE_TIME),
-        /// [`KEEPALIVE_INTERVAL`](crate::KEEPALIVE_INTERVAL),
-        /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES)) on each
-        /// connection. Default: true.
-        pub fn keepalive(mut self, on: bool) -> Self {
-            self.$($field).+.keepalive = on;
-            self
-        }
-
-        /// Read timeout of each connection (see
-        /// [`Link::set_read_timeout`](crate::Link::set_read_timeout)).
-        /// Default: `None`, reads wait for data.
-        pub fn read_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.$($field).+.read_timeout = timeout;
-            self
-        }
-
-        /// Write timeout of each connection (see
-        /// [`Link::set_write_timeout`](crate::Link::set_write_timeout)).
-        /// Default: `None`, writes wait for the peer to take the data.
-        pub fn write_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.$($field).+.write_timeout = timeout;
-            self
-        }
-    };
-}
-pub(crate) use link_setters;
-
-/// The monitor setter of the builders that run a connection monitor.
-macro_rules! monitor_setter {
-    ($($field:ident).+) => {
-        /// How late, at most, a peer that went away is noticed while bytes
-        /// wait unread or a read is running; on an idle link it is noticed
-        /// at once (within this interval too if a read timeout shorter
-        /// than it is set: the monitor's wait on the socket obeys it). `Duration::ZERO` starts no monitor: then only reads,
-        /// writes and (on a server) the next client's arrival notice.
-        /// Default: [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
-        /// (100 ms).
-        pub fn monitor_connection_interval(mut self, interval: std::time::Duration) -> Self {
-            self.$($field).+.monitor_interval = interval;
-            self
-        }
-    };
-}
-pub(crate) use monitor_setter;

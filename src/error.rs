@@ -1,9 +1,15 @@
 //! The crate's one error type.
+//!
+//! [`Error`] is 16 bytes: each variant holds at most one pointer (an
+//! `io::Error`, a `serde_json::Error` or a box of the details), so a
+//! `Result` moves in registers on the hot path. Display gives this crate's
+//! own message; `source()` gives the cause underneath it, whose text the
+//! message does not repeat.
 
 use std::fmt;
 use std::io;
 
-use crate::Encoding;
+use crate::wire::Encoding;
 
 /// Everything that can go wrong on a link.
 ///
@@ -11,6 +17,11 @@ use crate::Encoding;
 /// gone (Python's `ConnectionError` family plus `IncompleteReadError`); the
 /// others leave the connection open and, unless a variant says it consumed
 /// a frame, every received byte still buffered for the next read.
+///
+/// ```
+/// use ts_tcpip::Error;
+/// assert_eq!(std::mem::size_of::<Error>(), 16);
+/// ```
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum Error {
@@ -21,79 +32,112 @@ pub enum Error {
     /// by `close()` from another thread). The link is closed.
     ConnectionLost(io::Error),
     /// The peer closed the connection before the request was met (Python's
-    /// `IncompleteReadError`). `partial` holds every byte that did arrive.
+    /// `IncompleteReadError`); the details hold every byte that did arrive.
     /// The link is closed.
-    IncompleteRead {
-        /// The bytes received before end of file.
-        partial: Vec<u8>,
-        /// How many bytes were asked for, when a count was asked for.
-        expected: Option<usize>,
-    },
+    IncompleteRead(Box<IncompleteRead>),
     /// More than the read limit's worth of bytes came before the separator
-    /// (Python's `LimitOverrunError`). Nothing was consumed: the bytes stay buffered
-    /// and the connection stays open.
-    LimitOverrun {
-        /// The read limit in force.
-        limit: usize,
-        /// How many bytes were buffered when the search gave up.
-        buffered: usize,
-    },
-    /// A frame was not valid text in the link's encoding. The frame (without
-    /// its terminator) is consumed and handed back in `bytes`.
-    Decode {
-        /// The undecodable frame, terminator stripped.
-        bytes: Vec<u8>,
-        /// The encoding it failed to decode in.
-        encoding: Encoding,
-        /// Byte offset of the first invalid sequence.
-        position: usize,
-        /// Why it is invalid.
-        reason: &'static str,
-    },
+    /// (Python's `LimitOverrunError`). Nothing was consumed: the bytes stay
+    /// buffered and the connection stays open.
+    LimitOverrun(Box<LimitOverrun>),
+    /// A frame was not valid text in the link's encoding. The frame is
+    /// consumed and handed back in the details.
+    Decode(Box<DecodeError>),
     /// `write_str` was given text the encoding cannot hold (a character
     /// outside latin-1 or ascii). Nothing was sent.
-    Encode {
-        /// The encoding that cannot hold it.
-        encoding: Encoding,
-        /// The first character it cannot hold.
-        character: char,
-        /// Its character index in the text (as Python counts positions).
-        position: usize,
-    },
-    /// A line was not valid JSON. The line is consumed; `line` holds it
-    /// exactly as received (terminator stripped).
-    Json {
-        /// The offending line.
-        line: String,
-        /// What serde_json found wrong with it.
-        source: serde_json::Error,
-    },
+    Encode(Box<EncodeError>),
+    /// A line was not the JSON asked for. The line is consumed and handed
+    /// back in the details.
+    Json(Box<JsonError>),
     /// A value given to `write_json` cannot be represented as JSON (for
     /// example a map with non-string keys). Nothing was sent.
     Serialize(serde_json::Error),
     /// A binary struct's bytes hold a value its field type cannot take (a
-    /// bool byte other than 0 or 1). The struct's bytes are consumed and
-    /// handed back in `bytes`.
-    InvalidStruct {
-        /// The struct's type name.
-        type_name: &'static str,
-        /// The struct's bytes as received.
-        bytes: Vec<u8>,
-        /// What is wrong with them.
-        reason: String,
-    },
+    /// bool byte other than 0 or 1). The bytes are consumed and handed back
+    /// in the details.
+    InvalidStruct(Box<StructError>),
     /// A read or write timeout expired. Nothing was consumed or sent; the
     /// connection stays open.
     Timeout,
     /// An argument was refused: unknown encoding name, empty terminator,
     /// unresolvable host, and so on.
-    InvalidArgument(String),
-    /// Any other I/O error: bind, connect, socket options.
+    // A thin pointer, not a `Box<str>`, keeps the enum at 16 bytes.
+    #[allow(clippy::box_collection)]
+    InvalidArgument(Box<String>),
+    /// Any other I/O error: bind, connect (naming the address), socket
+    /// options.
     Io(io::Error),
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// End of file before a read was satisfied: [`Error::IncompleteRead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IncompleteRead {
+    /// The bytes received before end of file.
+    pub partial: Vec<u8>,
+    /// How many bytes were asked for, when a count was asked for.
+    pub expected: Option<usize>,
+}
+
+/// No separator within the read limit: [`Error::LimitOverrun`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitOverrun {
+    /// The read limit in force.
+    pub limit: usize,
+    /// How many bytes were buffered when the search gave up.
+    pub buffered: usize,
+}
+
+/// Undecodable text: [`Error::Decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecodeError {
+    /// The undecodable frame, terminator stripped.
+    pub bytes: Vec<u8>,
+    /// The encoding it failed to decode in.
+    pub encoding: Encoding,
+    /// Byte offset of the first invalid sequence.
+    pub position: usize,
+    /// Why it is invalid.
+    pub reason: &'static str,
+}
+
+/// Text the encoding cannot hold: [`Error::Encode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodeError {
+    /// The encoding that cannot hold it.
+    pub encoding: Encoding,
+    /// The first character it cannot hold.
+    pub character: char,
+    /// Its character index in the text (as Python counts positions).
+    pub position: usize,
+}
+
+/// A line that is not the JSON asked for: [`Error::Json`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct JsonError {
+    /// The whole line, exactly as received (terminator stripped).
+    pub line: String,
+    /// What serde_json found wrong with it.
+    pub source: serde_json::Error,
+}
+
+/// Invalid struct bytes: [`Error::InvalidStruct`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StructError {
+    /// The struct's type name.
+    pub type_name: &'static str,
+    /// The struct's bytes as received.
+    pub bytes: Vec<u8>,
+    /// What is wrong with them.
+    pub reason: String,
+}
 
 impl Error {
     /// True for the errors that mean the link is gone: [`Error::NotConnected`],
@@ -107,81 +151,127 @@ impl Error {
     pub fn is_connection_error(&self) -> bool {
         matches!(
             self,
-            Error::NotConnected | Error::ConnectionLost(_) | Error::IncompleteRead { .. }
+            Error::NotConnected | Error::ConnectionLost(_) | Error::IncompleteRead(_)
         )
     }
 
-    /// Sorts an I/O error from an established connection: the socket's
-    /// own timeout becomes [`Error::Timeout`], anything else
-    /// [`Error::ConnectionLost`].
-    pub(crate) fn from_link_io(err: io::Error) -> Error {
-        match is_socket_timeout(err.kind()) {
-            true => Error::Timeout,
-            false => Error::ConnectionLost(err),
+    /// The bytes that came before end of file, for [`Error::IncompleteRead`].
+    pub fn partial(&self) -> Option<&[u8]> {
+        match self {
+            Error::IncompleteRead(e) => Some(&e.partial),
+            _ => None,
         }
+    }
+
+    /// An [`Error::InvalidArgument`] with `message`.
+    pub fn invalid_argument(message: impl Into<String>) -> Error {
+        Error::InvalidArgument(Box::new(message.into()))
+    }
+
+    pub(crate) fn incomplete(partial: Vec<u8>, expected: Option<usize>) -> Error {
+        Error::IncompleteRead(Box::new(IncompleteRead { partial, expected }))
+    }
+
+    pub(crate) fn overrun(limit: usize, buffered: usize) -> Error {
+        Error::LimitOverrun(Box::new(LimitOverrun { limit, buffered }))
+    }
+
+    pub(crate) fn decode(
+        bytes: Vec<u8>,
+        encoding: Encoding,
+        position: usize,
+        reason: &'static str,
+    ) -> Error {
+        Error::Decode(Box::new(DecodeError {
+            bytes,
+            encoding,
+            position,
+            reason,
+        }))
+    }
+
+    pub(crate) fn encode(encoding: Encoding, character: char, position: usize) -> Error {
+        Error::Encode(Box::new(EncodeError {
+            encoding,
+            character,
+            position,
+        }))
+    }
+
+    pub(crate) fn json(line: String, source: serde_json::Error) -> Error {
+        Error::Json(Box::new(JsonError { line, source }))
+    }
+
+    pub(crate) fn invalid_struct(type_name: &'static str, bytes: Vec<u8>, reason: String) -> Error {
+        Error::InvalidStruct(Box::new(StructError {
+            type_name,
+            bytes,
+            reason,
+        }))
+    }
+
+    /// An [`Error::Io`] whose message names the address it concerns; the
+    /// kind stays the original's, which becomes the source.
+    pub(crate) fn at_address(what: &'static str, addr: impl fmt::Display, err: io::Error) -> Error {
+        let kind = err.kind();
+        Error::Io(io::Error::new(
+            kind,
+            AddressError {
+                what,
+                addr: addr.to_string(),
+                source: err,
+            },
+        ))
     }
 }
 
-/// True for the error a socket read or write timeout gives. On Unix that
-/// is `EAGAIN` (`WouldBlock`); `ETIMEDOUT` (`TimedOut`) there means the
-/// connection died (keepalive probes or retransmissions went unanswered),
-/// so it is a lost connection. Windows reports its socket timeouts as
-/// `TimedOut`.
-pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
-    match kind {
-        io::ErrorKind::WouldBlock => true,
-        io::ErrorKind::TimedOut => cfg!(windows),
-        _ => false,
+/// An I/O error with the address it happened at (`cannot connect to …`).
+#[derive(Debug)]
+struct AddressError {
+    what: &'static str,
+    addr: String,
+    source: io::Error,
+}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot {} {}", self.what, self.addr)
     }
 }
+
+impl std::error::Error for AddressError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Longest part of a line that a message shows.
+const SHOWN: usize = 200;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NotConnected => f.write_str("not connected"),
             Error::ConnectionLost(e) => write!(f, "connection lost: {e}"),
-            Error::IncompleteRead {
-                partial,
-                expected: Some(n),
-            } => write!(
+            Error::IncompleteRead(e) => fmt::Display::fmt(e, f),
+            Error::LimitOverrun(e) => write!(
                 f,
-                "end of file after {} of {n} expected bytes",
-                partial.len()
+                "separator not found after the read limit of {} bytes ({} bytes buffered)",
+                e.limit, e.buffered
             ),
-            Error::IncompleteRead { partial, .. } => write!(
+            Error::Decode(e) => write!(
                 f,
-                "end of file after {} bytes, before the separator",
-                partial.len()
+                "'{}' codec can't decode bytes at position {}: {}",
+                e.encoding, e.position, e.reason
             ),
-            Error::LimitOverrun { limit, buffered } => write!(
+            Error::Encode(e) => write!(
                 f,
-                "separator not found after the read limit of {limit} bytes \
-                 ({buffered} bytes buffered)"
+                "'{}' codec can't encode character {:?} in position {}",
+                e.encoding, e.character, e.position
             ),
-            Error::Decode {
-                encoding,
-                position,
-                reason,
-                ..
-            } => write!(
-                f,
-                "'{encoding}' codec can't decode bytes at position {position}: {reason}"
-            ),
-            Error::Encode {
-                encoding,
-                character,
-                position,
-            } => write!(
-                f,
-                "'{encoding}' codec can't encode character {character:?} in position {position}"
-            ),
-            Error::Json { line, source } => {
-                write!(f, "invalid JSON ({source}) in line: {line}")
-            }
-            Error::Serialize(e) => write!(f, "cannot write as JSON: {e}"),
-            Error::InvalidStruct {
-                type_name, reason, ..
-            } => write!(f, "invalid {type_name}: {reason}"),
+            Error::Json(e) => fmt::Display::fmt(e, f),
+            Error::Serialize(_) => f.write_str("cannot write the value as JSON"),
+            Error::InvalidStruct(e) => write!(f, "invalid {}: {}", e.type_name, e.reason),
             Error::Timeout => f.write_str("timed out"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
@@ -189,11 +279,87 @@ impl fmt::Display for Error {
     }
 }
 
+impl fmt::Display for IncompleteRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.expected {
+            Some(n) => write!(
+                f,
+                "end of file after {} of {n} expected bytes",
+                self.partial.len()
+            ),
+            None if self.partial.is_empty() => f.write_str("end of file before the separator"),
+            None => write!(
+                f,
+                "end of file after {} bytes, before the separator",
+                self.partial.len()
+            ),
+        }
+    }
+}
+
+impl JsonError {
+    /// True when the line is valid JSON of another shape than the one
+    /// asked for (a string where a number was expected, a missing field).
+    pub fn is_wrong_shape(&self) -> bool {
+        self.source.classify() == serde_json::error::Category::Data
+    }
+
+    /// `NaN`, `Infinity` or `-Infinity` when the line holds one outside a
+    /// string: Python's `json.dumps` writes them, JSON has no such values.
+    pub fn non_finite(&self) -> Option<&'static str> {
+        non_finite_token(&self.line)
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_wrong_shape() {
+            f.write_str("valid JSON of the wrong shape")?;
+        } else if let Some(token) = self.non_finite() {
+            write!(f, "invalid JSON: {token} is not a JSON number")?;
+        } else {
+            f.write_str("invalid JSON")?;
+        }
+        let chars = self.line.chars().count();
+        match self.line.char_indices().nth(SHOWN) {
+            None => write!(f, " in line: {}", self.line),
+            Some((cut, _)) => write!(f, " in line of {chars} characters: {}…", &self.line[..cut]),
+        }
+    }
+}
+
+/// The first bare `NaN`, `Infinity` or `-Infinity` outside a string.
+fn non_finite_token(line: &str) -> Option<&'static str> {
+    let bytes = line.as_bytes();
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'N' if bytes[i..].starts_with(b"NaN") => return Some("NaN"),
+            b'-' if bytes[i..].starts_with(b"-Infinity") => return Some("-Infinity"),
+            b'I' if bytes[i..].starts_with(b"Infinity") => return Some("Infinity"),
+            _ => {}
+        }
+    }
+    None
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::ConnectionLost(e) | Error::Io(e) => Some(e),
-            Error::Json { source, .. } | Error::Serialize(source) => Some(source),
+            // The io::Error's own text is in the message; its cause is not.
+            Error::ConnectionLost(e) | Error::Io(e) => e.get_ref()?.source(),
+            Error::Json(e) => Some(&e.source),
+            Error::Serialize(e) => Some(e),
             _ => None,
         }
     }
@@ -205,59 +371,103 @@ impl From<io::Error> for Error {
     }
 }
 
+/// An error and every source under it, `: `-separated, for log lines.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::error::Error as _;
 
     #[test]
+    fn an_error_is_two_words() {
+        assert_eq!(std::mem::size_of::<Error>(), 16);
+        assert_eq!(std::mem::size_of::<Result<()>>(), 16);
+    }
+
+    #[test]
     fn connection_errors_are_the_python_family() {
         let lost = Error::ConnectionLost(io::ErrorKind::BrokenPipe.into());
-        let eof = Error::IncompleteRead {
-            partial: b"ab".to_vec(),
-            expected: Some(4),
-        };
+        let eof = Error::incomplete(b"ab".to_vec(), Some(4));
         assert!(lost.is_connection_error() && eof.is_connection_error());
+        assert_eq!(eof.partial(), Some(&b"ab"[..]));
         for other in [
             Error::Timeout,
-            Error::LimitOverrun {
-                limit: 1,
-                buffered: 2,
-            },
-            Error::InvalidArgument("x".into()),
+            Error::overrun(1, 2),
+            Error::invalid_argument("x"),
             Error::Io(io::ErrorKind::AddrInUse.into()),
         ] {
             assert!(!other.is_connection_error(), "{other}");
         }
     }
 
+    /// The error of reading `line` as a `T`.
+    fn json_error_as<T: serde::de::DeserializeOwned + std::fmt::Debug>(line: &str) -> Error {
+        let source = serde_json::from_str::<T>(line).unwrap_err();
+        Error::json(line.to_owned(), source)
+    }
+
+    fn json_error(line: &str) -> Error {
+        json_error_as::<serde_json::Value>(line)
+    }
+
     #[test]
-    fn json_display_holds_the_line_verbatim() {
-        let source = serde_json::from_str::<serde_json::Value>("[1,]").unwrap_err();
-        let err = Error::Json {
-            line: "[1,] \"quoted\"".into(),
-            source,
+    fn json_display_holds_a_short_line_verbatim_and_the_cause_is_the_source() {
+        let err = json_error("[1,] \"quoted\"");
+        let text = err.to_string();
+        assert_eq!(text, "invalid JSON in line: [1,] \"quoted\"");
+        let source = err.source().expect("serde_json's error").to_string();
+        assert!(!text.contains(&source), "{text} repeats {source}");
+    }
+
+    #[test]
+    fn json_display_cuts_a_long_line_but_the_error_keeps_it_whole() {
+        let line = format!("[{}", "é".repeat(1000));
+        let err = json_error(&line);
+        let text = err.to_string();
+        assert!(text.contains("in line of 1001 characters: [éé"), "{text}");
+        assert!(text.chars().count() < 300, "{text}");
+        let Error::Json(details) = err else {
+            panic!("not a JSON error")
         };
-        assert!(err.to_string().contains("[1,] \"quoted\""));
-        assert!(err.source().is_some());
+        assert_eq!(details.line, line);
     }
 
     #[test]
-    fn link_io_errors_sort_into_timeout_and_lost() {
-        assert!(matches!(
-            Error::from_link_io(io::ErrorKind::WouldBlock.into()),
-            Error::Timeout
-        ));
-        assert!(Error::from_link_io(io::ErrorKind::ConnectionReset.into()).is_connection_error());
+    fn json_display_tells_wrong_shape_and_non_finite_numbers() {
+        assert!(json_error_as::<u32>("\"seven\"")
+            .to_string()
+            .starts_with("valid JSON of the wrong shape"));
+        assert!(json_error("[1, NaN]")
+            .to_string()
+            .starts_with("invalid JSON: NaN is not a JSON number"));
+        assert!(json_error("-Infinity")
+            .to_string()
+            .contains("-Infinity is not"));
+        assert_eq!(non_finite_token(r#"{"a": "NaN \" Infinity"}"#), None);
     }
 
-    /// ETIMEDOUT on Unix is a dead connection (keepalive or retransmission
-    /// gave up), not the socket's read or write timeout.
-    #[cfg(unix)]
     #[test]
-    fn a_keepalive_timeout_is_a_lost_connection() {
-        let dead = Error::from_link_io(io::ErrorKind::TimedOut.into());
-        assert!(matches!(dead, Error::ConnectionLost(_)), "{dead:?}");
+    fn an_address_error_names_the_address_keeps_the_kind_and_has_the_cause_as_source() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let err = Error::at_address("connect to", "127.0.0.1:9", refused);
+        let Error::Io(io) = &err else { panic!() };
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(err.to_string(), "I/O error: cannot connect to 127.0.0.1:9");
+        let chain = Chain(&err).to_string();
+        assert!(chain.ends_with(": connection refused"), "{chain}");
     }
 
     #[test]

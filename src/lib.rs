@@ -8,8 +8,12 @@
 //! state to a callback and to [`Link::events`]. Same bytes on the wire as
 //! the Python package, so either end can be replaced. No async runtime.
 //!
+//! `use ts_tcpip::prelude::*` brings the types, the [`Link`] trait and the
+//! constants into scope (not [`Error`] and [`Result`], which would shadow
+//! your own; name them as `ts_tcpip::Error`).
+//!
 //! ```
-//! use ts_tcpip::*;
+//! use ts_tcpip::prelude::*;
 //! let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
 //! let client = Client::builder().host(LOCALHOST_IPV4).port(server.port()).connect()?;
 //! // Reads on a side with no peer fail at once: wait for the accept.
@@ -18,46 +22,77 @@
 //! assert_eq!(server.read_str()?, "hello");
 //! # Ok::<(), ts_tcpip::Error>(())
 //! ```
+//!
+//! The layers, from the bottom: `wire` (pure code: frames, encodings,
+//! JSON, binary structs), `link` (socket, transport, halves, slot,
+//! monitor, events: one side of a connection), `ends` (server, client,
+//! read loop, reconnect, the builder). ARCHITECTURE.md in the repository
+//! says more.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
-mod binary;
-mod client;
-mod codec;
 mod config;
-mod connection;
-mod encoding;
-mod endpoint;
+mod ends;
 mod error;
-mod events;
-mod frame;
-mod half;
 mod link;
-mod monitor;
-mod net;
-mod read_loop;
-mod reconnect;
-mod separator;
-mod server;
-mod stats;
 pub mod testing;
+mod wire;
 
-#[doc(hidden)]
-pub use binary::__private;
-pub use binary::BinaryStruct;
-pub use client::{Client, ClientBuilder};
+/// The channel crate [`Link::events`] hands out receivers of, at the
+/// version this crate uses, for `select!` and the like.
+pub use crossbeam_channel;
+
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENCODING, DEFAULT_LOCALHOST,
     DEFAULT_MAX_HEARTBEAT_INTERVAL, DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_READ_LIMIT,
     DEFAULT_TERMINATOR, HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME,
     LOCALHOST_IPV4, LOCALHOST_IPV6,
 };
-pub use encoding::Encoding;
+pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
+pub use ends::client::Client;
+pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
+pub use ends::reconnect::Backoff;
+pub use ends::server::OneClientServer;
 pub use error::{Error, Result};
-pub use events::{ConnectionEvent, DisconnectReason};
-pub use link::Link;
-pub use read_loop::{OneClientReadLoopServer, ReadLoopHandler, ReadLoopServerBuilder};
-pub use reconnect::Backoff;
-pub use server::{OneClientServer, ServerBuilder};
-pub use stats::Stats;
+pub use link::{ConnectionEvent, DisconnectReason, Link, Stats, Within};
+#[doc(hidden)]
+pub use wire::binary::__private;
+pub use wire::{BinaryStruct, Encoding};
+
+/// The builder every end shares, and the parts its three forms are made
+/// of.
+pub mod builder {
+    pub use crate::ends::builder::{Builder, ClientSide, Monitored, ReadLoopSide, ServerSide};
+    pub use crate::ends::server::ServesOne;
+}
+
+/// The details each kind of [`Error`] carries.
+pub mod error_details {
+    pub use crate::error::{
+        DecodeError, EncodeError, IncompleteRead, JsonError, LimitOverrun, StructError,
+    };
+}
+
+/// Everything a program using the crate names, without [`Error`] and
+/// [`Result`] (they would shadow the program's own).
+///
+/// ```
+/// use ts_tcpip::prelude::*;
+/// fn ping(link: &impl Link) -> ts_tcpip::Result<String> {
+///     link.write_str("ping")?;
+///     link.read_str()
+/// }
+/// ```
+pub mod prelude {
+    pub use crate::binary_struct;
+    pub use crate::config::{
+        DEFAULT_ENCODING, DEFAULT_LOCALHOST, DEFAULT_MONITOR_CONNECTION_INTERVAL,
+        DEFAULT_READ_LIMIT, DEFAULT_TERMINATOR, HEARTBEAT, LOCALHOST_IPV4, LOCALHOST_IPV6,
+    };
+    pub use crate::{
+        Backoff, BinaryStruct, Client, ClientBuilder, ConnectionEvent, DisconnectReason, Encoding,
+        Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler, ReadLoopServerBuilder,
+        ServerBuilder, Stats,
+    };
+}

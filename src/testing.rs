@@ -5,7 +5,7 @@
 //! ```
 //! use std::time::Duration;
 //! use ts_tcpip::testing::{self, CallbackRecorder};
-//! use ts_tcpip::*;
+//! use ts_tcpip::prelude::*;
 //!
 //! let calls = CallbackRecorder::new();
 //! let server = testing::start_server(OneClientServer::builder().connect_callback(calls.callback()))?;

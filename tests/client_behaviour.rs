@@ -103,7 +103,7 @@ fn echo(server: &OneClientReadLoopServer) -> Result<()> {
     let line = server.read_str()?;
     match line.as_str() {
         "heartbeat" => server.handle_received_heartbeat(),
-        "fail" => Err(Error::InvalidArgument("asked to fail".into())),
+        "fail" => Err(Error::invalid_argument("asked to fail")),
         _ => server.write_str(&line),
     }
 }

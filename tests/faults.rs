@@ -189,7 +189,9 @@ fn peer_half_close_after_a_partial_line_is_an_incomplete_read_with_the_bytes() {
     peer.write_all(b"no terminator here").expect("partial line");
     peer.shutdown(Shutdown::Write).expect("half-close");
     match server.read_str() {
-        Err(Error::IncompleteRead { partial, expected }) => {
+        Err(Error::IncompleteRead(e1)) => {
+            let partial = e1.partial;
+            let expected = e1.expected;
             assert_eq!(partial, b"no terminator here");
             assert_eq!(expected, None);
         }
@@ -234,7 +236,8 @@ fn peer_half_close_mid_frame_for_every_read_kind() {
         peer.write_all(b"{\"cut\": 1").expect("partial frame");
         peer.shutdown(Shutdown::Write).expect("half-close");
         match read(&server) {
-            Err(Error::IncompleteRead { partial, .. }) => {
+            Err(Error::IncompleteRead(e2)) => {
+                let partial = e2.partial;
                 assert_eq!(partial, b"{\"cut\": 1", "{what}")
             }
             other => panic!("{what}: expected IncompleteRead, got {other:?}"),
@@ -280,7 +283,10 @@ fn peer_that_sends_and_closes_at_once_is_still_read_in_full() {
             format!("early {round}")
         );
         match server.read_str() {
-            Err(Error::IncompleteRead { partial, .. }) => assert_eq!(partial, b"late partial"),
+            Err(Error::IncompleteRead(e3)) => {
+                let partial = e3.partial;
+                assert_eq!(partial, b"late partial")
+            }
             other => panic!("round {round}: expected IncompleteRead, got {other:?}"),
         }
         calls.assert_next_connected(false, WAIT);
@@ -372,7 +378,9 @@ fn endless_line_of_10_mib_overruns_without_growing_memory_and_the_link_survives(
         assert_eq!(recv_line(&mut peer), "still here");
     });
     match server.read_str() {
-        Err(Error::LimitOverrun { limit, buffered }) => {
+        Err(Error::LimitOverrun(e4)) => {
+            let limit = e4.limit;
+            let buffered = e4.buffered;
             assert_eq!(limit, DEFAULT_READ_LIMIT);
             assert!(
                 buffered >= limit,
@@ -383,7 +391,7 @@ fn endless_line_of_10_mib_overruns_without_growing_memory_and_the_link_survives(
     }
     assert!(server.connected(), "an overrun leaves the connection open");
     // Nothing consumed: the same read overruns again.
-    assert!(matches!(server.read_str(), Err(Error::LimitOverrun { .. })));
+    assert!(matches!(server.read_str(), Err(Error::LimitOverrun(_))));
     let grown = vm_rss_bytes().saturating_sub(rss_before);
     println!(
         "endless line: VmRSS grew by {} KiB at the overrun",
@@ -441,9 +449,9 @@ fn undecodable_text_is_a_decode_error_with_the_bytes_and_the_link_survives() {
         wire.extend_from_slice(b"\r\n");
         peer.write_all(&wire).expect("send");
         match server.read_str() {
-            Err(Error::Decode {
-                bytes, encoding: e, ..
-            }) => {
+            Err(Error::Decode(e6)) => {
+                let bytes = e6.bytes;
+                let e = e6.encoding;
                 assert_eq!(bytes, bad, "{encoding}");
                 assert_eq!(e, encoding);
             }
@@ -482,10 +490,11 @@ fn invalid_json_is_a_json_error_with_the_line_and_the_link_survives() {
         send_line(&mut peer, bad);
         send_line(&mut peer, r#"{"ok":true}"#);
         match server.read_json::<serde_json::Value>() {
-            Err(err @ Error::Json { .. }) => {
-                let Error::Json { line, .. } = &err else {
+            Err(err @ Error::Json(_)) => {
+                let Error::Json(e8) = &err else {
                     unreachable!()
                 };
+                let line = &e8.line;
                 assert_eq!(line, bad);
                 assert!(
                     err.to_string().contains(bad),
@@ -525,7 +534,9 @@ fn half_a_struct_then_close_is_an_incomplete_read_with_the_partial_bytes() {
     peer.write_all(&wire[..11]).expect("half a record");
     drop(peer);
     match server.read_into(&mut got) {
-        Err(Error::IncompleteRead { partial, expected }) => {
+        Err(Error::IncompleteRead(e9)) => {
+            let partial = e9.partial;
+            let expected = e9.expected;
             assert_eq!(partial, &wire[..11]);
             assert_eq!(expected, Some(22));
         }
@@ -539,7 +550,9 @@ fn half_a_struct_then_close_is_an_incomplete_read_with_the_partial_bytes() {
     peer.write_all(&wire[..11]).expect("half a record");
     drop(peer);
     match server.read_exact(22) {
-        Err(Error::IncompleteRead { partial, expected }) => {
+        Err(Error::IncompleteRead(e10)) => {
+            let partial = e10.partial;
+            let expected = e10.expected;
             assert_eq!(partial, &wire[..11]);
             assert_eq!(expected, Some(22));
         }
@@ -593,7 +606,9 @@ fn half_a_macro_struct_then_close_is_an_incomplete_read_with_the_partial_bytes()
     server.read_into(&mut got).expect("whole record");
     assert_eq!(got, sent);
     match server.read_into(&mut got) {
-        Err(Error::IncompleteRead { partial, expected }) => {
+        Err(Error::IncompleteRead(e11)) => {
+            let partial = e11.partial;
+            let expected = e11.expected;
             assert_eq!(partial, &hand[..21]);
             assert_eq!(expected, Some(22));
         }
@@ -615,7 +630,10 @@ fn invalid_struct_bytes_are_an_error_with_the_bytes_and_the_link_survives() {
         .expect("send");
     let mut got = Flagged::default();
     match server.read_into(&mut got) {
-        Err(Error::InvalidStruct { bytes, .. }) => assert_eq!(bytes, bad),
+        Err(Error::InvalidStruct(e12)) => {
+            let bytes = e12.bytes;
+            assert_eq!(bytes, bad)
+        }
         other => panic!("expected InvalidStruct, got {other:?}"),
     }
     assert_eq!(got, Flagged::default(), "an invalid record changes nothing");
@@ -1445,7 +1463,9 @@ fn read_exact_of_a_huge_count_is_an_incomplete_read_not_a_panic() {
         server.read_exact(usize::MAX)
     }));
     match read {
-        Ok(Err(Error::IncompleteRead { partial, expected })) => {
+        Ok(Err(Error::IncompleteRead(e13))) => {
+            let partial = e13.partial;
+            let expected = e13.expected;
             assert_eq!(partial, b"0123456789");
             assert_eq!(expected, Some(usize::MAX));
         }

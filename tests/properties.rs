@@ -463,11 +463,10 @@ fn unrepresentable_text_is_an_encode_error_and_appends_nothing() {
             let text = format!("{before}{c}{after}");
             let mut wire = b"kept".to_vec();
             match enc.encode_into(&text, &mut wire) {
-                Err(Error::Encode {
-                    encoding,
-                    character,
-                    position,
-                }) => {
+                Err(Error::Encode(e1)) => {
+                    let encoding = e1.encoding;
+                    let character = e1.character;
+                    let position = e1.position;
                     prop_assert_eq!(encoding, enc);
                     prop_assert_eq!(character, c);
                     prop_assert_eq!(position, before.chars().count());
@@ -509,15 +508,10 @@ fn decoding_is_exactly_as_strict_as_the_standard_library() {
             let reference = support::reference::decode(enc, &bytes);
             match (enc.decode(&bytes), reference) {
                 (Ok(text), Some(want)) => prop_assert_eq!(text, want),
-                (
-                    Err(Error::Decode {
-                        bytes: got,
-                        encoding,
-                        position,
-                        ..
-                    }),
-                    None,
-                ) => {
+                (Err(Error::Decode(e2)), None) => {
+                    let got = e2.bytes;
+                    let encoding = e2.encoding;
+                    let position = e2.position;
                     prop_assert_eq!(got, bytes.clone(), "the error holds the bytes");
                     prop_assert_eq!(encoding, enc);
                     prop_assert!(

@@ -70,11 +70,9 @@ fn check_encoding_case(tx: &impl Link, rx: &impl Link, case: &Value) {
         assert_eq!(rx.read_str().expect("read_str"), text, "{case}");
     } else if let Some(message) = case["encode_error"].as_str() {
         match tx.write_str(field(case, "text")) {
-            Err(Error::Encode {
-                encoding: got,
-                position,
-                ..
-            }) => {
+            Err(Error::Encode(e1)) => {
+                let got = e1.encoding;
+                let position = e1.position;
                 assert_eq!(got, encoding, "{case}");
                 assert_eq!(position, python_position(message), "{case}");
             }
@@ -89,12 +87,10 @@ fn check_encoding_case(tx: &impl Link, rx: &impl Link, case: &Value) {
         tx.write(&[&bad[..], &rx.terminator()].concat())
             .expect("write");
         match rx.read_str() {
-            Err(Error::Decode {
-                bytes,
-                encoding: got,
-                position,
-                ..
-            }) => {
+            Err(Error::Decode(e2)) => {
+                let bytes = e2.bytes;
+                let got = e2.encoding;
+                let position = e2.position;
                 assert_eq!(bytes, bad, "{case}");
                 assert_eq!(got, encoding, "{case}");
                 assert_eq!(position, python_position(message), "{case}");
@@ -218,11 +214,10 @@ fn b15_floats_and_integers_decode_exactly() {
 #[track_caller]
 fn assert_json_error(result: Result<Value>, line: &str) {
     match result {
-        Err(e @ Error::Json { .. }) => {
+        Err(e @ Error::Json(_)) => {
             assert!(e.to_string().contains(line), "{e:?} lacks {line:?}");
-            let Error::Json { line: got, .. } = e else {
-                unreachable!()
-            };
+            let Error::Json(e4) = e else { unreachable!() };
+            let got = e4.line;
             assert_eq!(got, line);
         }
         other => panic!("{line:?}: expected Json, got {other:?}"),

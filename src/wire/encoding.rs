@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A text encoding, named as Python names it.
 ///
@@ -135,7 +135,7 @@ impl Encoding {
     /// use ts_tcpip::{Encoding, Error};
     /// assert_eq!(Encoding::Latin1.decode(b"caf\xe9")?, "café");
     /// let err = Encoding::Utf8.decode(b"caf\xe9").unwrap_err();
-    /// assert!(matches!(err, Error::Decode { position: 3, .. }));
+    /// assert!(matches!(&err, Error::Decode(d) if d.position == 3));
     /// # Ok::<(), ts_tcpip::Error>(())
     /// ```
     // Inlined whole: a `Result<String>` handed back through memory costs
@@ -184,12 +184,7 @@ impl Encoding {
                 None => decode_utf8(bytes).map(Cow::Borrowed),
             },
         };
-        decoded.map_err(|(position, reason)| Error::Decode {
-            bytes: bytes.to_vec(),
-            encoding: self,
-            position,
-            reason,
-        })
+        decoded.map_err(|(position, reason)| Error::decode(bytes.to_vec(), self, position, reason))
     }
 }
 
@@ -203,12 +198,7 @@ fn decode_utf8(bytes: &[u8]) -> std::result::Result<&str, (usize, &'static str)>
 #[cold]
 fn utf8_decode_error(e: std::string::FromUtf8Error) -> Error {
     let (position, reason) = utf8_failure(e.utf8_error());
-    Error::Decode {
-        bytes: e.into_bytes(),
-        encoding: Encoding::Utf8,
-        position,
-        reason,
-    }
+    Error::decode(e.into_bytes(), Encoding::Utf8, position, reason)
 }
 
 /// Where and why UTF-8 decoding stopped, in Python's words.
@@ -228,11 +218,7 @@ fn encode_narrow(enc: Encoding, text: &str, max: u32, out: &mut Vec<u8>) -> Resu
             Ok(b) if u32::from(b) <= max => out.push(b),
             _ => {
                 out.truncate(start);
-                return Err(Error::Encode {
-                    encoding: enc,
-                    character,
-                    position,
-                });
+                return Err(Error::encode(enc, character, position));
             }
         }
     }
@@ -339,7 +325,7 @@ impl FromStr for Encoding {
         };
         lookup(&norm)
             .or_else(alias)
-            .ok_or_else(|| Error::InvalidArgument(format!("unknown encoding: {name:?}")))
+            .ok_or_else(|| Error::invalid_argument(format!("unknown encoding: {name:?}")))
     }
 }
 
@@ -385,165 +371,4 @@ fn lookup(norm: &str) -> Option<Encoding> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Value;
-
-    fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/encodings.json"
-        );
-        let text = std::fs::read_to_string(path).expect("shared/vectors/encodings.json");
-        serde_json::from_str(&text).expect("valid JSON")
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
-
-    fn cases() -> Vec<Value> {
-        vectors()["cases"].as_array().expect("cases").clone()
-    }
-
-    fn enc(case: &Value) -> Encoding {
-        case["encoding"]
-            .as_str()
-            .expect("name")
-            .parse()
-            .expect("known")
-    }
-
-    #[test]
-    fn every_accepted_name_parses_to_its_codec() {
-        for (canonical, names) in vectors()["accepted_names"].as_object().expect("map") {
-            let expected: Encoding = canonical.parse().expect("canonical");
-            assert_eq!(expected.name(), canonical.as_str());
-            for name in names.as_array().expect("list") {
-                let name = name.as_str().expect("str");
-                assert_eq!(name.parse::<Encoding>().expect(name), expected, "{name}");
-            }
-        }
-        for name in [
-            " utf-8",
-            "utf--8",
-            "UTF_16-LE",
-            "ANSI_X3.4-1968",
-            "Latin 1",
-            "iso8859.1",
-        ] {
-            assert!(name.parse::<Encoding>().is_ok(), "{name}");
-        }
-        for bad in ["", "utf-7", "utf.8", "latin-2", "ebcdic"] {
-            assert!(
-                matches!(bad.parse::<Encoding>(), Err(Error::InvalidArgument(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn b14_vectors_encode_byte_for_byte() {
-        for case in cases().iter().filter(|c| c.get("wire_hex").is_some()) {
-            let text = case["text"].as_str().expect("text");
-            let mut wire = Vec::new();
-            enc(case).encode_into(text, &mut wire).expect("encodes");
-            wire.extend(hex(case["terminator_hex"].as_str().expect("term")));
-            assert_eq!(
-                wire,
-                hex(case["wire_hex"].as_str().expect("wire")),
-                "{case}"
-            );
-        }
-    }
-
-    #[test]
-    fn b14_vectors_decode_text_exactly() {
-        for case in cases().iter().filter(|c| c.get("wire_hex").is_some()) {
-            let wire = hex(case["wire_hex"].as_str().expect("wire"));
-            let term = hex(case["terminator_hex"].as_str().expect("term"));
-            let body = &wire[..wire.len() - term.len()];
-            assert_eq!(
-                enc(case).decode(body).expect("decodes"),
-                case["text"],
-                "{case}"
-            );
-        }
-    }
-
-    #[test]
-    fn b14_unencodable_text_is_an_error_naming_the_character() {
-        for case in cases().iter().filter(|c| c.get("encode_error").is_some()) {
-            let mut out = b"kept".to_vec();
-            let err = enc(case)
-                .encode_into(case["text"].as_str().expect("text"), &mut out)
-                .expect_err("must not encode");
-            assert!(matches!(err, Error::Encode { .. }), "{err}");
-            assert_eq!(out, b"kept", "nothing appended on error");
-            let python = case["encode_error"].as_str().expect("msg");
-            let Error::Encode { position, .. } = err else {
-                unreachable!()
-            };
-            assert!(python.contains(&format!("position {position}")), "{python}");
-        }
-    }
-
-    #[test]
-    fn b14_undecodable_bytes_are_an_error_with_the_bytes() {
-        for case in cases()
-            .iter()
-            .filter(|c| c.get("undecodable_hex").is_some())
-        {
-            let bytes = hex(case["undecodable_hex"].as_str().expect("hex"));
-            match enc(case).decode(&bytes) {
-                Err(Error::Decode { bytes: got, .. }) => assert_eq!(got, bytes),
-                other => panic!("{case}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn bom_encodings_read_either_mark_and_default_to_native() {
-        assert_eq!(Encoding::Utf16.decode(b"\xfe\xff\0h").expect("BE"), "h");
-        assert_eq!(
-            Encoding::Utf32.decode(b"\0\0\xfe\xff\0\0\0h").expect("BE"),
-            "h"
-        );
-        assert_eq!(
-            Encoding::Utf16.decode(b"h\0").expect("no BOM, LE host"),
-            "h"
-        );
-    }
-
-    #[test]
-    fn truncated_and_surrogate_input_is_rejected_with_positions() {
-        let check = |e: Encoding, b: &[u8], pos: usize| match e.decode(b) {
-            Err(Error::Decode { position, .. }) => assert_eq!(position, pos, "{e} {b:?}"),
-            other => panic!("{e} {b:?}: {other:?}"),
-        };
-        check(Encoding::Utf16Le, b"a\0b", 2);
-        check(Encoding::Utf16Le, b"a\0\x00\xdc", 2);
-        check(Encoding::Utf16Le, b"\x00\xd8a\0", 0);
-        check(Encoding::Utf32Le, b"a\0\0\0\0\xd8\0\0", 4);
-        check(Encoding::Utf32Be, b"\0\0\0a\0\0", 4);
-        check(Encoding::Utf16, b"\xff\xfea", 2);
-    }
-
-    #[test]
-    fn round_trip_every_encoding_on_representable_text() {
-        for e in Encoding::ALL {
-            let text = match e {
-                Encoding::Ascii => "plain\ttext",
-                Encoding::Latin1 => "café µ",
-                _ => "café → 😀 Ω",
-            };
-            let mut out = Vec::new();
-            e.encode_into(text, &mut out).expect("encodes");
-            assert_eq!(e.decode(&out).expect("decodes"), text, "{e}");
-            assert_eq!(e.to_string().parse::<Encoding>().expect("name"), e);
-        }
-    }
-}
+mod tests;

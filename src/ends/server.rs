@@ -8,44 +8,59 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::config::{link_setters, monitor_setter, LinkConfig, DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
-use crate::connection::Connection;
-use crate::endpoint::Endpoint;
-use crate::events::DisconnectReason;
-use crate::link::sealed::Sealed;
-use crate::stats::Counters;
-use crate::{net, Link, Result};
+use super::builder::{sealed, Builder, ServerBuilder};
+use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use crate::error::Result;
+use crate::link::connection::Connection;
+use crate::link::endpoint::{Endpoint, Intent, Takeover};
+use crate::link::slot::Waited;
+use crate::link::socket;
+use crate::link::stats::Counters;
+use crate::link::transport::Tcp;
+use crate::link::{api::impl_link, DisconnectReason, Wait};
+use crate::Error;
 
 type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
 
-/// Configures and starts a [`OneClientServer`].
-///
-/// ```
-/// use ts_tcpip::*;
-/// let server = OneClientServer::builder()
-///     .host(LOCALHOST_IPV4)
-///     .port(0)
-///     .name("Commands")
-///     .connect_callback(|server, connected| log::info!("{}: {connected}", server.name()))
-///     .start()?;
-/// assert_ne!(server.port(), 0);
-/// # Ok::<(), ts_tcpip::Error>(())
-/// ```
-#[must_use = "a builder does nothing until start()"]
-pub struct ServerBuilder {
+/// What a [`ServerBuilder`] holds beside the link's settings.
+pub struct ServerSide {
     host: Option<String>,
     port: u16,
     backlog: i32,
-    pub(crate) config: LinkConfig,
     callback: Option<ServerCallback>,
 }
 
-impl ServerBuilder {
+impl Default for ServerSide {
+    fn default() -> Self {
+        ServerSide {
+            host: Some(DEFAULT_LOCALHOST.to_owned()),
+            port: 0,
+            backlog: DEFAULT_BACKLOG,
+            callback: None,
+        }
+    }
+}
+
+/// The ends that serve one client: [`ServerBuilder`] and
+/// [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder) share these
+/// settings.
+pub trait ServesOne: sealed::Sealed {
+    #[doc(hidden)]
+    fn server_side(&mut self) -> &mut ServerSide;
+}
+
+impl ServesOne for ServerSide {
+    fn server_side(&mut self) -> &mut ServerSide {
+        self
+    }
+}
+
+impl<S: ServesOne> Builder<S> {
     /// Address to listen on: an IP address or a host name (every address
     /// it resolves to is bound). Default:
     /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST).
     pub fn host(mut self, host: &str) -> Self {
-        self.host = Some(host.to_owned());
+        self.side.server_side().host = Some(host.to_owned());
         self
     }
 
@@ -54,20 +69,20 @@ impl ServerBuilder {
     /// [`OneClientServer::port`] is 0: see
     /// [`OneClientServer::local_addrs`].
     pub fn any_host(mut self) -> Self {
-        self.host = None;
+        self.side.server_side().host = None;
         self
     }
 
     /// Port to listen on; 0 (the default) picks a free one.
     pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
+        self.side.server_side().port = port;
         self
     }
 
     /// Pending connections the listener queues. Default:
     /// [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG) (128).
     pub fn backlog(mut self, backlog: i32) -> Self {
-        self.backlog = backlog;
+        self.side.server_side().backlog = backlog;
         self
     }
 
@@ -79,19 +94,31 @@ impl ServerBuilder {
     where
         F: FnMut(&OneClientServer, bool) + Send + 'static,
     {
-        self.callback = Some(Box::new(callback));
+        self.side.server_side().callback = Some(Box::new(callback));
         self
     }
+}
 
-    monitor_setter!(config);
-    link_setters!(config);
-
+impl ServerBuilder {
     /// Binds and starts listening; returns once connections are accepted.
-    /// A port in use is [`Error::Io`](crate::Error::Io).
+    /// A port in use is [`Error::Io`](crate::Error::Io), naming the address.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .host(LOCALHOST_IPV4)
+    ///     .port(0)
+    ///     .name("Commands")
+    ///     .connect_callback(|server, connected| log::info!("{}: {connected}", server.name()))
+    ///     .start()?;
+    /// assert_ne!(server.port(), 0);
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     pub fn start(self) -> Result<OneClientServer> {
-        self.config.validate()?;
-        let addrs = net::listen_addrs(self.host.as_deref(), self.port)?;
-        let listeners = net::bind_listeners(&addrs, self.backlog)?;
+        let Builder { link, side } = self;
+        link.validate()?;
+        let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
+        let listeners = socket::bind_listeners(&addrs, side.backlog)?;
         let local_addrs: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
@@ -99,26 +126,31 @@ impl ServerBuilder {
         // As in Python: a port picked per socket is ambiguous with several.
         let port = match local_addrs.as_slice() {
             [one] => one.port(),
-            _ => self.port,
+            _ => side.port,
         };
-        let shared = Arc::new(Shared {
-            ep: Arc::new(Endpoint::new("OneClientServer", self.config)),
-            host: self.host,
+        let place = match local_addrs.as_slice() {
+            [one] => one.to_string(),
+            _ => format!("port {port}"),
+        };
+        let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
+        let listening = Arc::new(Listening {
+            ep: ep.clone(),
+            host: side.host,
             port,
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
         });
         let server = OneClientServer {
-            ep: shared.ep.clone(),
-            shared,
+            ep,
+            listening,
             owner: true,
         };
         // On error, dropping `server` closes what was started.
-        server.spawn_threads(self.callback)?;
+        server.spawn_threads(side.callback)?;
         log::info!(
             "{}: listening on {:?}",
             server.ep.log_name,
-            server.shared.local_addrs
+            server.listening.local_addrs
         );
         Ok(server)
     }
@@ -128,21 +160,22 @@ impl ServerBuilder {
 /// closed at once (they see end of file).
 ///
 /// Share it between threads with `Arc`; every method takes `&self`. The
-/// read and write methods are those of [`Link`]. Dropping the server
-/// closes it.
+/// read and write methods are those of [`Link`](crate::Link). Dropping the
+/// server closes it.
 ///
 /// Threads: one accepting per listening socket, a monitor (unless the
 /// interval is zero) and one for the callback (if one is set); `close()`
 /// joins them all.
 pub struct OneClientServer {
-    /// Also in `shared`, where the accept threads reach it.
-    ep: Arc<Endpoint>,
-    shared: Arc<Shared>,
+    /// Also in `listening`, where the accept threads reach it.
+    pub(crate) ep: Arc<Endpoint>,
+    listening: Arc<Listening>,
     /// False for the view handed to the callback, whose drop closes nothing.
     owner: bool,
 }
 
-struct Shared {
+/// What the accept threads share with the server.
+struct Listening {
     ep: Arc<Endpoint>,
     host: Option<String>,
     port: u16,
@@ -153,29 +186,23 @@ struct Shared {
 impl OneClientServer {
     /// A builder with every default: loopback IPv4, port 0.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder {
-            host: Some(DEFAULT_LOCALHOST.to_owned()),
-            port: 0,
-            backlog: DEFAULT_BACKLOG,
-            config: LinkConfig::default(),
-            callback: None,
-        }
+        ServerBuilder::default()
     }
 
     /// The host it was asked to listen on; `None` for every interface.
     pub fn host(&self) -> Option<&str> {
-        self.shared.host.as_deref()
+        self.listening.host.as_deref()
     }
 
     /// The port it listens on; 0 when it listens on several sockets with
     /// ports picked for each (see [`local_addrs`](Self::local_addrs)).
     pub fn port(&self) -> u16 {
-        self.shared.port
+        self.listening.port
     }
 
     /// The address of every listening socket.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.shared.local_addrs.clone()
+        self.listening.local_addrs.clone()
     }
 
     /// Waits for a client: `Ok` at once if one is connected, else when the
@@ -183,21 +210,22 @@ impl OneClientServer {
     /// `timeout` runs out, [`Error::NotConnected`](crate::Error::NotConnected)
     /// if the server is closed meanwhile (Python's `connected_task`).
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        self.ep.wait_connected(timeout)
+        waited(self.ep.slot.wait_connected(timeout))
     }
 
     /// Closes the client, if any: it sees end of file, the callback gets
     /// `false`, `should_be_connected()` becomes false, and the server goes
     /// on listening. Idempotent.
     pub fn close_client(&self) {
-        self.ep.set_should_be_connected(false);
-        self.basic_close_client();
+        self.ep
+            .detach_current(DisconnectReason::ClosedLocally, Intent::Clear);
     }
 
     /// As [`close_client`](Self::close_client), but leaves
     /// `should_be_connected()` as it is.
     pub fn basic_close_client(&self) {
-        self.ep.detach_current(DisconnectReason::ClosedLocally);
+        self.ep
+            .detach_current(DisconnectReason::ClosedLocally, Intent::Keep);
     }
 
     /// Closes the client and the listeners, calls the callback with `false`
@@ -208,14 +236,13 @@ impl OneClientServer {
     /// Idempotent; dropping the server does the same (Python's `close`
     /// then `done_task`).
     pub fn close(&self) {
-        self.ep.set_should_be_connected(false);
-        self.ep.close(|| {
-            for listener in self.shared.listeners.lock().iter() {
-                net::wake_accept(listener);
+        self.ep.close(Intent::Clear, || {
+            for listener in self.listening.listeners.lock().iter() {
+                socket::wake_accept(listener);
             }
         });
         // The accepting threads are gone: dropping the sockets frees the port.
-        self.shared.listeners.lock().clear();
+        self.listening.listeners.lock().clear();
     }
 
     /// True once [`close`](Self::close) was called.
@@ -223,30 +250,40 @@ impl OneClientServer {
         self.ep.is_closed()
     }
 
-    pub(crate) fn endpoint_arc(&self) -> Arc<Endpoint> {
-        self.ep.clone()
+    /// A handle for the callback or a read loop: its drop closes nothing.
+    pub(crate) fn view(&self) -> OneClientServer {
+        OneClientServer {
+            ep: self.ep.clone(),
+            listening: self.listening.clone(),
+            owner: false,
+        }
     }
 
     fn spawn_threads(&self, callback: Option<ServerCallback>) -> Result<()> {
         let ep = &self.ep;
         if let Some(mut callback) = callback {
-            let view = OneClientServer {
-                ep: self.ep.clone(),
-                shared: self.shared.clone(),
-                owner: false,
-            };
+            let view = self.view();
             ep.spawn_callback(move |c| callback(&view, c))?;
         }
         ep.spawn_monitor()?;
-        for listener in self.shared.listeners.lock().iter() {
-            let (shared, listener) = (self.shared.clone(), listener.clone());
-            ep.spawn("accept", move || shared.accept_loop(&listener))?;
+        for listener in self.listening.listeners.lock().iter() {
+            let (listening, listener) = (self.listening.clone(), listener.clone());
+            ep.spawn("accept", move || listening.accept_loop(&listener))?;
         }
         Ok(())
     }
 }
 
-impl Shared {
+/// A wait for a connection as the API reports it.
+pub(crate) fn waited(waited: Waited) -> Result<()> {
+    match waited {
+        Waited::Connected => Ok(()),
+        Waited::TimedOut => Err(Error::Timeout),
+        Waited::Closed => Err(Error::NotConnected),
+    }
+}
+
+impl Listening {
     fn accept_loop(&self, listener: &Socket) {
         loop {
             let accepted = listener.accept();
@@ -261,7 +298,7 @@ impl Shared {
                 Err(e) => {
                     // Out of descriptors and the like: pace the retries.
                     log::warn!("{}: accept failed: {e}", self.ep.log_name);
-                    if self.ep.wait_closed(Duration::from_millis(100)) {
+                    if self.ep.slot.wait_closed(Duration::from_millis(100)) {
                         return;
                     }
                 }
@@ -272,38 +309,31 @@ impl Shared {
     /// Takes `socket` as the client, or turns it away if one is connected.
     fn offer(&self, socket: Socket, peer: SocketAddr) {
         let stream = std::net::TcpStream::from(socket);
-        if let Err(e) = net::configure(&stream, &self.ep.config) {
+        if let Err(e) = socket::configure(&stream, &self.ep.config) {
             log::warn!(
                 "{}: cannot set socket options for {peer}: {e}",
                 self.ep.log_name
             );
         }
-        if let Err(rejected) = self
-            .ep
-            .attach(Arc::new(Connection::new(stream, peer)), true)
-        {
-            // Dropping it closes it: the caller sees end of file.
-            drop(rejected);
+        let conn = Arc::new(Connection::new(Tcp(stream), peer));
+        if let Err(rejected) = self.ep.attach(conn, Takeover::IfDead) {
             if self.ep.is_closed() {
                 log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
-                return;
+            } else {
+                // Counted before the peer can see its end of file.
+                Counters::add(&self.ep.counters.connections_rejected, 1);
+                log::warn!(
+                    "{}: rejecting {peer}: a client is already connected",
+                    self.ep.log_name
+                );
             }
-            Counters::add(&self.ep.counters.connections_rejected, 1);
-            log::warn!(
-                "{}: rejecting {peer}: a client is already connected",
-                self.ep.log_name
-            );
+            // Dropping it closes it: the peer sees end of file.
+            drop(rejected);
         }
     }
 }
 
-impl Sealed for OneClientServer {
-    fn endpoint(&self) -> &Endpoint {
-        &self.ep
-    }
-}
-
-impl Link for OneClientServer {}
+impl_link!(OneClientServer, |me| me.ep, Wait::Block);
 
 impl Drop for OneClientServer {
     fn drop(&mut self) {
@@ -317,8 +347,8 @@ impl std::fmt::Debug for OneClientServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OneClientServer")
             .field("name", &self.ep.name())
-            .field("local_addrs", &self.shared.local_addrs)
-            .field("connected", &self.connected())
+            .field("local_addrs", &self.listening.local_addrs)
+            .field("connected", &self.ep.connected())
             .finish()
     }
 }

@@ -1,5 +1,6 @@
-//! Socket set-up and probes: binding listeners, connecting, socket options,
-//! and the peeks that tell whether a peer is still there.
+//! The socket layer: binding listeners, connecting, socket options, the
+//! peeks that tell whether a peer is still there, and how the platform
+//! reports a timeout. Every difference between platforms lives here.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::{LinkConfig, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Resolves `host` (None: every interface, IPv4 and IPv6) and `port` into
 /// the addresses to listen on, without duplicates.
@@ -38,18 +39,21 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
     let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         // With port 0 and several addresses each socket picks its own port.
-        let socket = Socket::new(
-            Domain::for_address(*addr),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.bind(&(*addr).into())?;
-        socket.listen(backlog)?;
-        listeners.push(socket);
+        let bound = (|| {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.bind(&(*addr).into())?;
+            socket.listen(backlog)?;
+            Ok(socket)
+        })();
+        listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
     }
     Ok(listeners)
 }
@@ -59,18 +63,19 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
 /// has no timeout to give it).
 pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
     let deadline = Instant::now().checked_add(timeout);
-    let mut last = io::Error::from(io::ErrorKind::TimedOut);
-    for addr in resolve(host, port)? {
+    let addrs = resolve(host, port)?;
+    let mut last = (addrs[0], io::Error::from(io::ErrorKind::TimedOut));
+    for addr in addrs {
         let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             break;
         }
         match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => return Ok(stream),
-            Err(e) => last = e,
+            Err(e) => last = (addr, e),
         }
     }
-    Err(Error::Io(last))
+    Err(Error::at_address("connect to", last.0, last.1))
 }
 
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
@@ -80,10 +85,10 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     }
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| Error::InvalidArgument(format!("cannot resolve host {host:?}: {e}")))?
+        .map_err(|e| Error::invalid_argument(format!("cannot resolve host {host:?}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid_argument(format!(
             "host {host:?} has no address"
         )));
     }
@@ -160,5 +165,66 @@ pub(crate) fn wake_accept(listener: &Socket) {
             addr.set_ip(loopback);
         }
         let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    }
+}
+
+/// True for the error a socket read or write timeout gives. On Unix that
+/// is `EAGAIN` (`WouldBlock`); `ETIMEDOUT` (`TimedOut`) there means the
+/// connection died (keepalive probes or retransmissions went unanswered),
+/// so it is a lost connection. Windows reports its socket timeouts as
+/// `TimedOut`.
+pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
+    match kind {
+        io::ErrorKind::WouldBlock => true,
+        io::ErrorKind::TimedOut => cfg!(windows),
+        _ => false,
+    }
+}
+
+/// A socket error as the layers above expect it: the socket's own timeout
+/// as `WouldBlock` (the frame reader's "nothing yet"), anything else as
+/// it is.
+pub(crate) fn sort_timeout(err: io::Error) -> io::Error {
+    if err.kind() != io::ErrorKind::WouldBlock && is_socket_timeout(err.kind()) {
+        return io::ErrorKind::WouldBlock.into();
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ETIMEDOUT on Unix is a dead connection (keepalive or retransmission
+    /// gave up), not the socket's read or write timeout.
+    #[cfg(unix)]
+    #[test]
+    fn a_keepalive_timeout_is_not_a_socket_timeout() {
+        assert!(!is_socket_timeout(io::ErrorKind::TimedOut));
+        assert!(is_socket_timeout(io::ErrorKind::WouldBlock));
+    }
+
+    #[test]
+    fn a_refused_connect_names_the_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let err = connect("127.0.0.1", port, Duration::from_secs(5)).expect_err("refused");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_port_in_use_names_the_address() {
+        let first = bind_listeners(&["127.0.0.1:0".parse().expect("addr")], 1).expect("bind");
+        let addr = first[0]
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("ip");
+        let err = bind_listeners(&[addr], 1).expect_err("in use");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
     }
 }

@@ -1,39 +1,14 @@
-//! The encoding and terminator a link reads and writes with: swapped whole,
-//! so a call in progress keeps the pair it started with, and copied by each
+//! The codec of one side of a link, changed by `set_encoding` and
+//! `set_terminator` while other threads read and write: swapped whole, so
+//! a call in progress keeps the pair it started with, and copied by each
 //! half of the link, so a call checks it with one load instead of a lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::separator::Separator;
-use crate::Encoding;
+use crate::wire::codec::Codec;
 
-/// Encoding and terminator, with the terminator's search built once.
-/// Small and cloned into each half, so a call finds it beside the half's
-/// other state (a short terminator is held inline).
-#[derive(Debug, Clone)]
-pub(crate) struct Codec {
-    pub(crate) encoding: Encoding,
-    pub(crate) separator: Separator,
-}
-
-impl Codec {
-    pub(crate) fn new(encoding: Encoding, terminator: &[u8]) -> Codec {
-        Codec {
-            encoding,
-            separator: Separator::new(terminator),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn terminator(&self) -> &[u8] {
-        self.separator.bytes()
-    }
-}
-
-/// The codec of one side of a link, changed by `set_encoding` and
-/// `set_terminator` while other threads read and write.
 #[derive(Debug)]
 pub(crate) struct SharedCodec {
     current: RwLock<Codec>,
@@ -97,6 +72,7 @@ impl CodecCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Encoding;
 
     #[test]
     fn a_cache_follows_every_set() {

@@ -14,16 +14,16 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connection::Connection;
-use crate::endpoint::Endpoint;
-use crate::error::is_socket_timeout;
-use crate::events::DisconnectReason;
-use crate::net::{self, Peek};
+use super::connection::Connection;
+use super::endpoint::{Endpoint, Intent};
+use super::events::DisconnectReason;
+use super::socket::{is_socket_timeout, Peek};
+use crate::error::Error;
 
 /// Watches each connection of `ep` in turn until `ep` is closed.
 pub(crate) fn run(ep: &Endpoint, interval: Duration) {
     let mut seen = 0;
-    while let Some((conn, epoch)) = ep.next_connection(seen) {
+    while let Some((conn, epoch)) = ep.slot.next_connection(seen) {
         seen = epoch;
         watch(ep, &conn, interval);
     }
@@ -33,7 +33,7 @@ pub(crate) fn run(ep: &Endpoint, interval: Duration) {
 fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
     loop {
         let started = Instant::now();
-        let peeked = net::peek_wait(conn.stream());
+        let peeked = conn.transport().peek_wait();
         if conn.is_closing() {
             return;
         }
@@ -49,11 +49,12 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             Err(e) if is_socket_timeout(e.kind()) && started.elapsed() >= interval => continue,
             Err(e) if is_socket_timeout(e.kind()) => {}
             Err(e) => {
-                ep.detach(conn, DisconnectReason::Error(e.to_string()));
+                let reason = DisconnectReason::Error(Arc::new(Error::ConnectionLost(e)));
+                ep.detach(conn, reason, Intent::Keep);
                 return;
             }
         }
-        if !ep.wait_while_current(conn, interval) {
+        if !ep.slot.wait_while_current(conn, interval) {
             return;
         }
     }

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::connection::Connection;
-use crate::endpoint::Endpoint;
-use crate::net;
+use super::client::Target;
+use crate::error::Chain;
+use crate::link::endpoint::{Endpoint, Takeover};
 
 /// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
 /// paces its attempts: the first comes at once, then the wait doubles from
@@ -38,25 +38,19 @@ impl Default for Backoff {
     }
 }
 
-/// Where and how to connect again.
-pub(crate) struct Target {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) connect_timeout: Duration,
-}
-
-/// Runs until the endpoint is closed: each time the link drops, connects
-/// again, backing off between failed attempts.
+/// Runs until the endpoint is closed: connects whenever the link is down
+/// (the first time too, for a client that was started without one),
+/// backing off between failed attempts.
 pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
     let mut rng = Jitter::seeded();
     let mut wait = backoff.initial;
     let mut up_since: Option<Instant> = None;
-    while !ep.wait_disconnected() {
+    while !ep.slot.wait_disconnected() {
         // A link that lasted less than the longest wait counts as a failed
         // attempt (a busy server accepts and closes at once): back off
         // from where we were instead of hammering it.
         if up_since.is_some_and(|t| t.elapsed() < backoff.max) {
-            if ep.wait_closed(rng.draw(wait)) {
+            if ep.slot.wait_closed(rng.draw(wait)) {
                 return;
             }
             wait = wait.saturating_mul(2).min(backoff.max);
@@ -64,7 +58,7 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
             wait = backoff.initial;
         }
         while !attempt(ep, target) {
-            if ep.wait_closed(rng.draw(wait)) {
+            if ep.slot.wait_closed(rng.draw(wait)) {
                 return;
             }
             wait = wait.saturating_mul(2).min(backoff.max);
@@ -75,25 +69,14 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
 
 /// One connection attempt; true if the link is up again (or closed).
 fn attempt(ep: &Endpoint, target: &Target) -> bool {
-    let connected =
-        net::connect(&target.host, target.port, target.connect_timeout).and_then(|stream| {
-            net::configure(&stream, &ep.config)?;
-            let peer = stream.peer_addr()?;
-            Ok(Connection::new(stream, peer))
-        });
-    match connected {
+    match target.connect(&ep.config) {
         // Refused only once closed, which ends the loop too.
         Ok(conn) => {
-            let _ = ep.attach(Arc::new(conn), false);
+            let _ = ep.attach(Arc::new(conn), Takeover::Never);
             true
         }
         Err(e) => {
-            log::debug!(
-                "{}: reconnect to {}:{} failed: {e}",
-                ep.log_name,
-                target.host,
-                target.port
-            );
+            log::debug!("{}: connecting failed: {}", ep.log_name, Chain(&e));
             ep.is_closed()
         }
     }

@@ -1,0 +1,168 @@
+//! One builder for every end: [`Builder`] holds the link's settings and
+//! has their setters once; the end it builds (its *side*) holds the rest
+//! and adds its own setters and its start. [`ServerBuilder`],
+//! [`ClientBuilder`] and [`ReadLoopServerBuilder`] are its three forms.
+
+use std::time::Duration;
+
+use crate::config::LinkConfig;
+use crate::Encoding;
+
+pub use super::client::ClientSide;
+pub use super::read_loop::ReadLoopSide;
+pub use super::server::ServerSide;
+
+/// Configures a [`OneClientServer`](crate::OneClientServer).
+pub type ServerBuilder = Builder<ServerSide>;
+/// Configures a [`Client`](crate::Client).
+pub type ClientBuilder = Builder<ClientSide>;
+/// Configures a [`OneClientReadLoopServer`](crate::OneClientReadLoopServer):
+/// every server setting, plus heartbeat monitoring. It has no
+/// `monitor_connection_interval`: the read loop is always reading, so it
+/// notices a dropped client itself (as in Python, which runs no monitor
+/// for it).
+pub type ReadLoopServerBuilder = Builder<ReadLoopSide>;
+
+/// The settings of a link and of the end `S` that will hold it. Consuming
+/// setters; nothing is checked or opened until the end's `start()` or
+/// `connect()`, which refuses bad settings before any socket exists.
+///
+/// ```
+/// use ts_tcpip::prelude::*;
+/// let server = OneClientServer::builder()
+///     .name("Commands")
+///     .encoding(Encoding::Latin1)
+///     .terminator(b"\n")
+///     .start()?;
+/// assert_eq!(server.terminator(), b"\n");
+/// # Ok::<(), ts_tcpip::Error>(())
+/// ```
+#[must_use = "a builder does nothing until it starts or connects"]
+pub struct Builder<S> {
+    pub(crate) link: LinkConfig,
+    pub(crate) side: S,
+}
+
+impl<S: Default> Default for Builder<S> {
+    fn default() -> Self {
+        Builder {
+            link: LinkConfig::default(),
+            side: S::default(),
+        }
+    }
+}
+
+impl<S> Builder<S> {
+    /// Name used in log messages and thread names, e.g. `"Commands"`.
+    /// Default: empty (logs then name the end by its address).
+    pub fn name(mut self, name: &str) -> Self {
+        self.link.name = name.to_owned();
+        self
+    }
+
+    /// Encoding of `read_str`, `write_str` and JSON. Default:
+    /// [`DEFAULT_ENCODING`](crate::DEFAULT_ENCODING) (UTF-8).
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.link.encoding = encoding;
+        self
+    }
+
+    /// Terminator of `read_str`, `write_str` and JSON; must not be empty
+    /// (checked when starting). Default:
+    /// [`DEFAULT_TERMINATOR`](crate::DEFAULT_TERMINATOR) (`b"\r\n"`).
+    pub fn terminator(mut self, terminator: impl Into<Vec<u8>>) -> Self {
+        self.link.terminator = terminator.into();
+        self
+    }
+
+    /// Most bytes a separator may be preceded by before a read fails with
+    /// [`Error::LimitOverrun`](crate::Error::LimitOverrun); also bounds the
+    /// receive buffer. At least 1. Default:
+    /// [`DEFAULT_READ_LIMIT`](crate::DEFAULT_READ_LIMIT) (64 KiB).
+    pub fn read_limit(mut self, bytes: usize) -> Self {
+        self.link.read_limit = bytes;
+        self
+    }
+
+    /// Sets TCP_NODELAY on each connection. Default: true, as the Python
+    /// reference's asyncio streams.
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.link.nodelay = on;
+        self
+    }
+
+    /// Sets TCP keepalive ([`KEEPALIVE_TIME`](crate::KEEPALIVE_TIME),
+    /// [`KEEPALIVE_INTERVAL`](crate::KEEPALIVE_INTERVAL),
+    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES)) on each connection.
+    /// Default: true.
+    pub fn keepalive(mut self, on: bool) -> Self {
+        self.link.keepalive = on;
+        self
+    }
+
+    /// Read timeout of each connection (see
+    /// [`Link::set_read_timeout`](crate::Link::set_read_timeout)). Default:
+    /// `None`, reads wait for data. On a read-loop server a read that
+    /// times out does not close the client: the handler is called again.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.link.read_timeout = timeout;
+        self
+    }
+
+    /// Write timeout of each connection (see
+    /// [`Link::set_write_timeout`](crate::Link::set_write_timeout)).
+    /// Default: `None`, writes wait for the peer to take the data.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.link.write_timeout = timeout;
+        self
+    }
+}
+
+/// The ends that run a connection monitor: servers and clients, not the
+/// read-loop server.
+pub trait Monitored: sealed::Sealed {}
+impl sealed::Sealed for ServerSide {}
+impl sealed::Sealed for ClientSide {}
+impl Monitored for ServerSide {}
+impl Monitored for ClientSide {}
+
+pub(crate) mod sealed {
+    /// Keeps the builder's side traits to this crate's sides.
+    pub trait Sealed {}
+}
+
+impl<S: Monitored> Builder<S> {
+    /// How late, at most, a peer that went away is noticed while bytes
+    /// wait unread or a read is running; on an idle link it is noticed at
+    /// once (within this interval too if a read timeout shorter than it is
+    /// set: the monitor's wait on the socket obeys it). `Duration::ZERO`
+    /// starts no monitor: then only reads, writes and (on a server) the
+    /// next client's arrival notice. Default:
+    /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
+    /// (100 ms).
+    pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {
+        self.link.monitor_interval = interval;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_shares_the_link_settings() {
+        let server = ServerBuilder::default().name("s").read_limit(7);
+        let client = ClientBuilder::default().name("c").encoding(Encoding::Ascii);
+        let read_loop = ReadLoopServerBuilder::default()
+            .terminator(b"\n")
+            .read_timeout(Some(Duration::from_secs(1)));
+        assert_eq!(
+            (server.link.name.as_str(), server.link.read_limit),
+            ("s", 7)
+        );
+        assert_eq!(client.link.encoding, Encoding::Ascii);
+        assert_eq!(read_loop.link.terminator, b"\n");
+        assert_eq!(read_loop.link.read_timeout, Some(Duration::from_secs(1)));
+    }
+}

@@ -1,0 +1,365 @@
+//! `Client`: connects to a server, optionally sends heartbeats and
+//! reconnects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::builder::{Builder, ClientBuilder};
+use super::reconnect::{self, Backoff};
+use super::server::waited;
+use crate::config::LinkConfig;
+use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST, HEARTBEAT};
+use crate::error::{Error, Result};
+use crate::link::connection::Connection;
+use crate::link::endpoint::{Endpoint, Intent, Takeover};
+use crate::link::socket;
+use crate::link::transport::Tcp;
+use crate::link::{api::impl_link, Wait};
+
+type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
+
+/// What a [`ClientBuilder`] holds beside the link's settings.
+pub struct ClientSide {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    heartbeat: Option<Duration>,
+    reconnect: Option<Backoff>,
+    callback: Option<ClientCallback>,
+}
+
+impl Default for ClientSide {
+    fn default() -> Self {
+        ClientSide {
+            host: DEFAULT_LOCALHOST.to_owned(),
+            port: 0,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            heartbeat: None,
+            reconnect: None,
+            callback: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Server address: an IP address or a host name. Default:
+    /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST).
+    pub fn host(mut self, host: &str) -> Self {
+        self.side.host = host.to_owned();
+        self
+    }
+
+    /// Server port; must be set (0 is refused when connecting).
+    pub fn port(mut self, port: u16) -> Self {
+        self.side.port = port;
+        self
+    }
+
+    /// How long a connection attempt tries, every address of the host
+    /// together; resolving the host name is not bounded by it (the system
+    /// resolver takes no timeout). Zero is refused. Default:
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) (10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.side.connect_timeout = timeout;
+        self
+    }
+
+    /// With `Some(period)`, a named thread writes
+    /// [`HEARTBEAT`](crate::HEARTBEAT) plus the terminator every `period`
+    /// while connected, for a read-loop server's heartbeat monitor.
+    /// Default: `None`.
+    pub fn heartbeat(mut self, period: Option<Duration>) -> Self {
+        self.side.heartbeat = period;
+        self
+    }
+
+    /// After the link drops, a named thread connects again, backing off
+    /// as `backoff` says, until it succeeds or the client is closed; the
+    /// callback and `events()` hear of each change. While down, reads and
+    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it
+    /// (waiting for an attempt in progress, at most the connect timeout).
+    /// With [`connect`](Builder::connect) the first connection must
+    /// succeed; with [`start`](Builder::start) the first one is made by
+    /// the same thread, so a client may start before its server. Default:
+    /// off.
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.side.reconnect = Some(backoff);
+        self
+    }
+
+    /// Called on its own thread with `true` on connecting and `false` when
+    /// the link ends, once per change, in order. A panic in it is logged;
+    /// it may call `close()`. Default: none.
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&Client, bool) + Send + 'static,
+    {
+        self.side.callback = Some(Box::new(callback));
+        self
+    }
+
+    /// Connects; returns once connected (Python's `start_task`). Nobody
+    /// listening is [`Error::Io`] (connection refused), a silent host
+    /// [`Error::Io`] (timed out), both naming the address.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder().start()?;
+    /// let client = Client::builder()
+    ///     .host(LOCALHOST_IPV4)
+    ///     .port(server.port())
+    ///     .heartbeat(Some(Duration::from_secs(1)))
+    ///     .connect()?;
+    /// assert!(client.connected());
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn connect(self) -> Result<Client> {
+        self.check()?;
+        let (link, target, callback) = self.into_parts();
+        let conn = target.connect(&link)?;
+        let client = Client::new(link, target, callback)?;
+        // A fresh endpoint takes its first connection.
+        let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
+        client.spawn_link_threads()?;
+        Ok(client)
+    }
+
+    /// Returns at once with a client that connects in the background:
+    /// the reconnect thread (with the backoff given to
+    /// [`reconnect`](Self::reconnect), else [`Backoff::default`]) makes the
+    /// first connection too and every later one. For a controller that may
+    /// start before its server; wait with [`Client::wait_connected`] or
+    /// the callback.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ts_tcpip::prelude::*;
+    /// # let port = { let l = std::net::TcpListener::bind("127.0.0.1:0")?; l.local_addr()?.port() };
+    /// let client = Client::builder().port(port).start()?; // nobody listens yet
+    /// assert!(!client.connected());
+    /// let server = OneClientServer::builder().port(port).start()?;
+    /// client.wait_connected(Duration::from_secs(10))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(mut self) -> Result<Client> {
+        self.side.reconnect.get_or_insert_with(Backoff::default);
+        self.check()?;
+        let (link, target, callback) = self.into_parts();
+        let client = Client::new(link, target, callback)?;
+        client.spawn_link_threads()?;
+        Ok(client)
+    }
+
+    /// Refuses what cannot work, before any socket exists.
+    fn check(&self) -> Result<()> {
+        self.link.validate()?;
+        let side = &self.side;
+        if side.port == 0 {
+            return Err(Error::invalid_argument("the client needs a port"));
+        }
+        if side.connect_timeout.is_zero() {
+            return Err(Error::invalid_argument(
+                "the connect timeout must be above zero",
+            ));
+        }
+        if side.heartbeat.is_some_and(|p| p.is_zero()) {
+            return Err(Error::invalid_argument(
+                "the heartbeat period must be above zero",
+            ));
+        }
+        if side
+            .reconnect
+            .is_some_and(|b| b.initial.is_zero() || b.initial > b.max)
+        {
+            return Err(Error::invalid_argument(
+                "the reconnect backoff needs 0 < initial <= max",
+            ));
+        }
+        Ok(())
+    }
+
+    fn into_parts(self) -> (LinkConfig, Target, Option<ClientCallback>) {
+        let Builder { link, side } = self;
+        let target = Target {
+            host: side.host,
+            port: side.port,
+            connect_timeout: side.connect_timeout,
+            heartbeat: side.heartbeat,
+            reconnect: side.reconnect,
+        };
+        (link, target, side.callback)
+    }
+}
+
+/// Where a client connects, and what it runs while connected.
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) connect_timeout: Duration,
+    heartbeat: Option<Duration>,
+    reconnect: Option<Backoff>,
+}
+
+impl Target {
+    /// One connection attempt, with the link's socket options set.
+    pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
+        let stream = socket::connect(&self.host, self.port, self.connect_timeout)?;
+        socket::configure(&stream, link)?;
+        let peer = stream.peer_addr()?;
+        Ok(Connection::new(Tcp(stream), peer))
+    }
+}
+
+/// A TCP/IP client of a server. Share it between threads with `Arc`; the
+/// read and write methods are those of [`Link`](crate::Link). Dropping it
+/// closes it.
+pub struct Client {
+    ep: Arc<Endpoint>,
+    target: Arc<Target>,
+    /// False for the view handed to the callback, whose drop closes nothing.
+    owner: bool,
+}
+
+impl Client {
+    /// A client with its callback thread (started first, so that it hears
+    /// of the first connection); no connection yet.
+    fn new(link: LinkConfig, target: Target, callback: Option<ClientCallback>) -> Result<Client> {
+        let place = format!("{}:{}", target.host, target.port);
+        let client = Client {
+            ep: Arc::new(Endpoint::new("Client", &place, link)),
+            target: Arc::new(target),
+            owner: true,
+        };
+        if let Some(mut callback) = callback {
+            let view = client.view();
+            client.ep.spawn_callback(move |c| callback(&view, c))?;
+        }
+        Ok(client)
+    }
+
+    /// A builder with every default.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client that is closed from the start (Python's `host=""`): every
+    /// read and write fails with [`Error::NotConnected`]. A placeholder for
+    /// a field that has no connection yet.
+    pub fn closed() -> Client {
+        let ep = Endpoint::new("Client", "closed", LinkConfig::default());
+        ep.shut(Intent::Keep);
+        Client {
+            ep: Arc::new(ep),
+            target: Arc::new(Target {
+                host: String::new(),
+                port: 0,
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                heartbeat: None,
+                reconnect: None,
+            }),
+            owner: true,
+        }
+    }
+
+    /// The callback's handle: its drop closes nothing.
+    fn view(&self) -> Client {
+        Client {
+            ep: self.ep.clone(),
+            target: self.target.clone(),
+            owner: false,
+        }
+    }
+
+    /// The monitor, heartbeat and reconnect threads, as configured.
+    fn spawn_link_threads(&self) -> Result<()> {
+        self.ep.spawn_monitor()?;
+        if let Some(period) = self.target.heartbeat {
+            let ep = self.ep.clone();
+            self.ep
+                .spawn("heartbeat", move || send_heartbeats(&ep, period))?;
+        }
+        if let Some(backoff) = self.target.reconnect {
+            let (ep, target) = (self.ep.clone(), self.target.clone());
+            self.ep
+                .spawn("reconnect", move || reconnect::run(&ep, &target, backoff))?;
+        }
+        Ok(())
+    }
+
+    /// The server host it was given (empty for [`Client::closed`]).
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    /// The server port it was given (0 for [`Client::closed`]).
+    pub fn port(&self) -> u16 {
+        self.target.port
+    }
+
+    /// Waits for a connection: `Ok` at once if connected, else when the
+    /// next connection is made (by [`start`](Builder::start) or
+    /// reconnecting); [`Error::Timeout`] when `timeout` runs out,
+    /// [`Error::NotConnected`] if the client is closed meanwhile.
+    pub fn wait_connected(&self, timeout: Duration) -> Result<()> {
+        waited(self.ep.slot.wait_connected(timeout))
+    }
+
+    /// Closes the connection, stops and joins every thread (waiting for a
+    /// running callback, which gets `false` if connected) and makes
+    /// `should_be_connected()` false. Idempotent; dropping does the same.
+    pub fn close(&self) {
+        self.ep.close(Intent::Clear, || {});
+    }
+
+    /// As [`close`](Self::close), but leaves `should_be_connected()` as it
+    /// is, so an unexpected loss can still be told from a deliberate close.
+    pub fn basic_close(&self) {
+        // The monitor, heartbeat and reconnect threads all wake on the
+        // shutdown and the closed slot: nothing else to wake.
+        self.ep.close(Intent::Keep, || {});
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.ep.is_closed()
+    }
+}
+
+/// Writes a heartbeat line every `period` while connected, until closed;
+/// while the link is down it sleeps until the next connection.
+fn send_heartbeats(ep: &Endpoint, period: Duration) {
+    let mut seen = 0;
+    while let Some((_, epoch)) = ep.slot.next_connection(seen) {
+        seen = epoch;
+        while ep.slot.is_current(epoch) {
+            if let Err(e) = ep.write_raw_line(Wait::Block, HEARTBEAT) {
+                log::debug!("{}: heartbeat not sent: {e}", ep.log_name);
+            }
+            if ep.slot.wait_closed(period) {
+                return;
+            }
+        }
+    }
+}
+
+impl_link!(Client, |me| me.ep, Wait::Block);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.owner {
+            self.close();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.ep.name())
+            .field("host", &self.target.host)
+            .field("port", &self.target.port)
+            .field("connected", &self.ep.connected())
+            .finish()
+    }
+}

@@ -1,0 +1,9 @@
+//! The ends: what a program holds. A server that serves one client, a
+//! client (with heartbeats and reconnection), and a server whose client is
+//! served by a read loop; the one builder they share.
+
+pub(crate) mod builder;
+pub(crate) mod client;
+pub(crate) mod read_loop;
+pub(crate) mod reconnect;
+pub(crate) mod server;

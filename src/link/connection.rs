@@ -1,0 +1,158 @@
+//! One connection: its transport, its peer, and the local shutdown that
+//! releases whoever is blocked on it. Its receive buffer and write lock
+//! live in the endpoint's halves (`half.rs`), which outlast any one
+//! connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::transport::Transport;
+use crate::error::{Error, Result};
+
+/// A connection shared by the reading thread, the writing threads, the
+/// monitor and whoever closes it.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    transport: Box<dyn Transport>,
+    peer: SocketAddr,
+    /// Set before the transport is shut down locally, so that the end of
+    /// file this causes is reported as a local close, not the peer's.
+    closing: AtomicBool,
+}
+
+impl Connection {
+    pub(crate) fn new(transport: impl Transport, peer: SocketAddr) -> Connection {
+        Connection {
+            transport: Box::new(transport),
+            peer,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    #[inline]
+    pub(crate) fn transport(&self) -> &dyn Transport {
+        &*self.transport
+    }
+
+    #[inline]
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Sends the whole frame, before `deadline` if there is one. A write
+    /// cut short by a timeout after part of the frame went out leaves the
+    /// stream corrupt, so it is reported as a lost connection; with nothing
+    /// sent it is a plain timeout.
+    #[inline]
+    pub(crate) fn send(&self, frame: &[u8], deadline: Option<Instant>) -> Result<usize> {
+        // Usually the socket takes the whole frame at once.
+        if deadline.is_none() {
+            match self.transport.write(frame) {
+                Ok(n) if n == frame.len() => return Ok(n),
+                first => return self.send_rest(frame, Some(first), None),
+            }
+        }
+        self.send_rest(frame, None, deadline)
+    }
+
+    /// `send` after a `first` write that did not take the whole frame, or
+    /// with a deadline.
+    #[cold]
+    fn send_rest(
+        &self,
+        frame: &[u8],
+        mut first: Option<io::Result<usize>>,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        if frame.is_empty() {
+            return Ok(0);
+        }
+        let mut sent = 0;
+        let socket = self.transport.socket();
+        // With a deadline the socket's timeout is narrowed for this call
+        // and put back after it (the write half is locked meanwhile).
+        let restore = match deadline {
+            Some(_) => Some(socket.write_timeout()?),
+            None => None,
+        };
+        let result = loop {
+            if sent >= frame.len() {
+                break Ok(sent);
+            }
+            if let Some(deadline) = deadline {
+                match remaining(deadline, restore.flatten()) {
+                    Some(left) => socket.set_write_timeout(Some(left))?,
+                    None => break Err(timed_out(sent, frame.len())),
+                }
+            }
+            let written = match first.take() {
+                Some(result) => result,
+                None => self.transport.write(&frame[sent..]),
+            };
+            match written {
+                Ok(0) => break Err(Error::ConnectionLost(io::ErrorKind::WriteZero.into())),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.is_closing() => break Err(closed_locally_from(e)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break Err(timed_out(sent, frame.len()))
+                }
+                Err(e) => break Err(Error::ConnectionLost(e)),
+            }
+        };
+        if let Some(timeout) = restore {
+            let _ = socket.set_write_timeout(timeout);
+        }
+        result
+    }
+
+    /// Shuts the transport down, releasing any thread blocked on it with
+    /// an error. Idempotent.
+    pub(crate) fn shutdown(&self) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            self.transport.shutdown();
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A write that ran out of time: a timeout if nothing went out, else a
+/// lost connection (the peer has part of a frame).
+fn timed_out(sent: usize, len: usize) -> Error {
+    if sent == 0 {
+        return Error::Timeout;
+    }
+    let msg = format!("write timed out after {sent} of {len} bytes");
+    Error::ConnectionLost(io::Error::new(io::ErrorKind::TimedOut, msg))
+}
+
+/// Time left before `deadline`, no longer than the link's own `timeout`;
+/// None once it has passed.
+pub(crate) fn remaining(deadline: Instant, timeout: Option<Duration>) -> Option<Duration> {
+    let left = deadline.checked_duration_since(Instant::now())?;
+    // Zero would mean "no timeout" to the socket.
+    let left = left.max(Duration::from_micros(1));
+    Some(timeout.map_or(left, |t| t.min(left)))
+}
+
+pub(crate) fn closed_locally() -> Error {
+    Error::ConnectionLost(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "closed locally",
+    ))
+}
+
+fn closed_locally_from(err: io::Error) -> Error {
+    Error::ConnectionLost(io::Error::new(err.kind(), "closed locally"))
+}

@@ -1,0 +1,400 @@
+//! One side of a link: the slot and what a change of it sets off, the two
+//! halves, the codec, the counters, the events and the threads. The read
+//! and write calls on it are in `io.rs`.
+//!
+//! Lock order: the slot lock first. Its holder publishes events (taking
+//! the events' lock inside it, so that they are told in the order the
+//! changes happened), reads the timeouts, and only *tries* a half
+//! (`is_dead`, `release_halves`). A thread holding a half never waits for
+//! the slot lock; the two halves are never held together. No lock is held
+//! while user code runs (the callback has a thread of its own).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::connection::Connection;
+use super::events::{ConnectionEvent, DisconnectReason, Events};
+use super::half::{Half, ReadHalf, WriteHalf};
+use super::monitor;
+use super::shared_codec::SharedCodec;
+use super::slot::{Slot, SlotGuard};
+use super::socket::Peek;
+use super::stats::Counters;
+use super::threads::Threads;
+use crate::config::LinkConfig;
+use crate::error::Result;
+use crate::wire::codec::Codec;
+
+/// One side of a link.
+pub(crate) struct Endpoint {
+    /// `Role(name)`, the prefix of every log message.
+    pub(crate) log_name: String,
+    /// As built. Its encoding, terminator and timeouts are only where the
+    /// link started: the live ones are in `codec` and `timeouts`.
+    pub(crate) config: LinkConfig,
+    pub(crate) codec: SharedCodec,
+    pub(crate) slot: Slot<Connection>,
+    /// Applied to every connection; they outlive it ("a read timeout stays
+    /// until changed").
+    timeouts: Mutex<Timeouts>,
+    pub(crate) reader: Mutex<ReadHalf>,
+    pub(crate) writer: Mutex<WriteHalf>,
+    should_be_connected: AtomicBool,
+    pub(crate) events: Events,
+    pub(crate) counters: Counters,
+    threads: Threads,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Timeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// Whether a new connection may take a slot that is occupied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Takeover {
+    /// Never: the new one is turned away.
+    Never,
+    /// When the current peer is gone with nothing left unread (it dropped
+    /// before the monitor noticed).
+    IfDead,
+}
+
+/// What ending a connection does to `should_be_connected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Leave it: the peer went, or a `basic_` close.
+    Keep,
+    /// Clear it: this side closed on purpose.
+    Clear,
+}
+
+impl Endpoint {
+    /// `log_name` is `Role(name)`, or `Role(where)` for an unnamed one.
+    pub(crate) fn new(role: &str, place: &str, config: LinkConfig) -> Endpoint {
+        let codec = SharedCodec::new(Codec::new(config.encoding, &config.terminator));
+        let shown = if config.name.is_empty() {
+            place
+        } else {
+            &config.name
+        };
+        Endpoint {
+            log_name: format!("{role}({shown})"),
+            reader: Mutex::new(Half::new(&codec)),
+            writer: Mutex::new(Half::new(&codec)),
+            codec,
+            slot: Slot::default(),
+            timeouts: Mutex::new(Timeouts {
+                read: config.read_timeout,
+                write: config.write_timeout,
+            }),
+            config,
+            should_be_connected: AtomicBool::new(false),
+            events: Events::default(),
+            counters: Counters::default(),
+            threads: Threads::default(),
+        }
+    }
+
+    /// The name given to the builder.
+    pub(crate) fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub(crate) fn connected(&self) -> bool {
+        self.slot.is_connected()
+    }
+
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.slot.current().map(|c| c.peer())
+    }
+
+    pub(crate) fn should_be_connected(&self) -> bool {
+        self.should_be_connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_should_be_connected(&self, value: bool) {
+        self.should_be_connected.store(value, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.slot.is_closed()
+    }
+
+    pub(crate) fn encoding(&self) -> crate::Encoding {
+        self.codec.get().encoding
+    }
+
+    pub(crate) fn set_encoding(&self, encoding: crate::Encoding) {
+        self.codec.set(|c| Codec::new(encoding, c.terminator()));
+    }
+
+    pub(crate) fn terminator(&self) -> Vec<u8> {
+        self.codec.get().terminator().to_vec()
+    }
+
+    pub(crate) fn set_terminator(&self, terminator: Vec<u8>) -> Result<()> {
+        crate::config::check_terminator(&terminator)?;
+        self.codec.set(|c| Codec::new(c.encoding, &terminator));
+        Ok(())
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let slot = self.slot.lock();
+        let mut timeouts = self.timeouts.lock();
+        timeouts.read = timeout;
+        if let Some(conn) = slot.conn() {
+            let _ = apply_timeouts(conn, *timeouts);
+        }
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) {
+        let slot = self.slot.lock();
+        let mut timeouts = self.timeouts.lock();
+        timeouts.write = timeout;
+        if let Some(conn) = slot.conn() {
+            let _ = apply_timeouts(conn, *timeouts);
+        }
+    }
+
+    /// Makes `conn` the connection, unless the slot is taken (see
+    /// [`Takeover`]) or the endpoint is closed: then `conn` is handed back.
+    pub(crate) fn attach(
+        &self,
+        conn: Arc<Connection>,
+        takeover: Takeover,
+    ) -> std::result::Result<(), Arc<Connection>> {
+        let mut slot = self.slot.lock();
+        if slot.is_closed() {
+            return Err(conn);
+        }
+        if let Some(old) = slot.conn().cloned() {
+            if !(takeover == Takeover::IfDead && self.is_dead(&old)) {
+                return Err(conn);
+            }
+            self.end_locked(&mut slot, &old, DisconnectReason::PeerClosed, Intent::Keep);
+        }
+        let peer = conn.peer();
+        if let Err(e) = apply_timeouts(&conn, *self.timeouts.lock()) {
+            log::warn!("{}: cannot set timeouts on {peer}: {e}", self.log_name);
+        }
+        slot.install(conn);
+        self.set_should_be_connected(true);
+        Counters::add(&self.counters.connections_accepted, 1);
+        log::info!("{}: connected to {peer}", self.log_name);
+        self.events.publish(&ConnectionEvent::Connected { peer });
+        Ok(())
+    }
+
+    /// Ends `conn` if it is still the connection; false if it was not.
+    pub(crate) fn detach(
+        &self,
+        conn: &Arc<Connection>,
+        reason: DisconnectReason,
+        intent: Intent,
+    ) -> bool {
+        let mut slot = self.slot.lock();
+        self.end_locked(&mut slot, conn, reason, intent)
+    }
+
+    /// Ends the current connection, if any.
+    pub(crate) fn detach_current(&self, reason: DisconnectReason, intent: Intent) -> bool {
+        let mut slot = self.slot.lock();
+        match slot.conn().cloned() {
+            Some(conn) => self.end_locked(&mut slot, &conn, reason, intent),
+            None => {
+                if intent == Intent::Clear {
+                    self.set_should_be_connected(false);
+                }
+                false
+            }
+        }
+    }
+
+    /// Ends `conn` if its peer is gone and nothing it sent is unread. The
+    /// check runs under the slot lock, as `attach`'s does, so the two never
+    /// mistake each other's look at the receive buffer for a busy reader.
+    pub(crate) fn detach_if_dead(&self, conn: &Arc<Connection>) -> bool {
+        let mut slot = self.slot.lock();
+        self.is_dead(conn)
+            && self.end_locked(&mut slot, conn, DisconnectReason::PeerClosed, Intent::Keep)
+    }
+
+    /// Every state change of an ending connection, then the news of it:
+    /// `connected()`, `should_be_connected()` and `stats()` agree before
+    /// the callback or an event hears.
+    fn end_locked(
+        &self,
+        slot: &mut SlotGuard<'_, Connection>,
+        conn: &Arc<Connection>,
+        reason: DisconnectReason,
+        intent: Intent,
+    ) -> bool {
+        if !slot.remove(conn) {
+            return false;
+        }
+        conn.shutdown();
+        self.release_halves(conn);
+        if intent == Intent::Clear {
+            self.set_should_be_connected(false);
+        }
+        Counters::add(&self.counters.disconnects, 1);
+        let peer = conn.peer();
+        log::info!("{}: disconnected from {peer}: {reason}", self.log_name);
+        self.events
+            .publish(&ConnectionEvent::Disconnected { peer, reason });
+        true
+    }
+
+    /// Marks the endpoint closed and ends the connection. False if it was
+    /// closed already.
+    pub(crate) fn shut(&self, intent: Intent) -> bool {
+        let mut slot = self.slot.lock();
+        if slot.is_closed() {
+            return false;
+        }
+        if let Some(conn) = slot.conn().cloned() {
+            self.end_locked(&mut slot, &conn, DisconnectReason::ClosedLocally, intent);
+        } else if intent == Intent::Clear {
+            self.set_should_be_connected(false);
+        }
+        slot.close();
+        true
+    }
+
+    /// Starts a thread named after `kind` and the endpoint, joined on close.
+    pub(crate) fn spawn(&self, kind: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        self.threads.spawn(kind, self.name(), f)
+    }
+
+    /// Starts the monitor thread, unless its interval is zero.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>) -> Result<()> {
+        let interval = self.config.monitor_interval;
+        if interval.is_zero() {
+            return Ok(());
+        }
+        let watched = self.clone();
+        self.spawn("monitor", move || monitor::run(&watched, interval))
+    }
+
+    /// Starts the thread that calls `callback` on every change.
+    pub(crate) fn spawn_callback(&self, callback: impl FnMut(bool) + Send + 'static) -> Result<()> {
+        let body = self.events.callback_loop(self.log_name.clone(), callback);
+        self.spawn("callback", body)
+    }
+
+    /// Closes the endpoint: ends the connection, runs `wake` (what the
+    /// endpoint's own shutdown does not release, such as a blocked
+    /// `accept`), lets the callback thread finish its queue, and joins
+    /// every thread (called from one of them, it leaves that to the
+    /// owner's close: see [`Threads::join_all`]).
+    pub(crate) fn close(&self, intent: Intent, wake: impl FnOnce()) {
+        if self.shut(intent) {
+            log::info!("{}: closing", self.log_name);
+        }
+        wake();
+        self.events.close_callback();
+        if !self.threads.join_all() {
+            log::error!("{}: a background thread panicked", self.log_name);
+        }
+    }
+
+    /// True when `conn`'s peer has closed and nothing it sent is left
+    /// unread. Called with the slot lock held.
+    ///
+    /// Once the socket is at end of file a blocked reader returns at once,
+    /// so a busy read half is waited for (briefly) rather than taken for a
+    /// live link: a client that connects just after the old one dropped
+    /// must not be turned away because a reader had not yet woken. The
+    /// wait is a timed try, and a reader never waits for the slot lock with
+    /// the read half held, so the two cannot deadlock.
+    fn is_dead(&self, conn: &Arc<Connection>) -> bool {
+        const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
+        if !matches!(conn.transport().peek_now(), Ok(Peek::Eof) | Err(_)) {
+            return false;
+        }
+        self.reader
+            .try_lock_for(BUSY_READER_WAIT)
+            .is_some_and(|half| !half.serves(conn) || half.buffered().is_empty())
+    }
+
+    /// Lets the halves drop an ended connection now, unless busy: a busy
+    /// half drops it when its call ends, or at the latest at its next
+    /// call (its socket is shut down already; only the descriptor and the
+    /// buffer wait). Called with the slot lock held, so only tried.
+    fn release_halves(&self, conn: &Arc<Connection>) {
+        if let Some(mut half) = self.reader.try_lock().filter(|h| h.serves(conn)) {
+            half.release();
+        }
+        if let Some(mut half) = self.writer.try_lock().filter(|h| h.serves(conn)) {
+            half.release();
+        }
+    }
+
+    /// A half locked and bound to the current connection; None without
+    /// one.
+    #[inline]
+    pub(crate) fn bound<'a, S: Default>(
+        &'a self,
+        half: &'a Mutex<Half<S>>,
+    ) -> Option<MutexGuard<'a, Half<S>>> {
+        let guard = half.lock();
+        if self.slot.is_current(guard.epoch()) {
+            return guard.is_bound().then_some(guard);
+        }
+        self.rebind(half, guard)
+    }
+
+    /// `bound` after the epoch moved on: takes the new connection from the
+    /// slot. The slot lock is never waited for with a half held.
+    #[cold]
+    fn rebind<'a, S: Default>(
+        &'a self,
+        half: &'a Mutex<Half<S>>,
+        mut guard: MutexGuard<'a, Half<S>>,
+    ) -> Option<MutexGuard<'a, Half<S>>> {
+        loop {
+            drop(guard);
+            let (epoch, conn) = self.slot.current_with_epoch();
+            guard = half.lock();
+            guard.rebind(epoch, conn);
+            if self.slot.is_current(guard.epoch()) {
+                return guard.is_bound().then_some(guard);
+            }
+        }
+    }
+
+    /// After a call: a half whose connection ended meanwhile lets go of it.
+    pub(crate) fn release_if_stale<S: Default>(&self, half: &mut Half<S>) {
+        if !self.slot.is_current(half.epoch()) {
+            half.release();
+        }
+    }
+
+    /// Ends the connection `half` serves (its lock released first).
+    pub(crate) fn end<S: Default>(
+        &self,
+        mut half: MutexGuard<'_, Half<S>>,
+        reason: DisconnectReason,
+    ) {
+        let conn = half.release();
+        drop(half);
+        if let Some(conn) = conn {
+            self.detach(&conn, reason, Intent::Keep);
+        }
+    }
+}
+
+/// Zero, which the socket would take as "forever", becomes the shortest
+/// wait the socket has (1 µs).
+fn apply_timeouts(conn: &Connection, timeouts: Timeouts) -> std::io::Result<()> {
+    let shortest = |t: Option<Duration>| t.map(|t| t.max(Duration::from_micros(1)));
+    let socket = conn.transport().socket();
+    socket.set_read_timeout(shortest(timeouts.read))?;
+    socket.set_write_timeout(shortest(timeouts.write))
+}

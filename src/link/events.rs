@@ -1,0 +1,223 @@
+//! Changes of connection state: the event type, the subscribers of
+//! `events()`, and the thread that runs the user's connect callback.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::error::{Chain, Error};
+
+/// A change of connection state, as [`Link::events`](crate::Link::events)
+/// delivers it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// A peer is now connected.
+    Connected {
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// The peer is gone.
+    Disconnected {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Why the link ended.
+        reason: DisconnectReason,
+    },
+}
+
+impl ConnectionEvent {
+    /// True for [`ConnectionEvent::Connected`]: the `bool` the connect
+    /// callback receives.
+    pub fn is_connected(&self) -> bool {
+        matches!(self, ConnectionEvent::Connected { .. })
+    }
+}
+
+/// Why a link ended.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum DisconnectReason {
+    /// The peer closed the connection (end of file seen).
+    PeerClosed,
+    /// This side closed it: `close()`, `close_client()` and kin.
+    ClosedLocally,
+    /// A read-loop server's heartbeat monitor heard nothing in time.
+    HeartbeatMissed,
+    /// The connection broke: reset, broken pipe, keepalive failure. The
+    /// error that ended it.
+    Error(Arc<Error>),
+    /// The read-loop handler returned this error, so the client was
+    /// closed.
+    HandlerFailed(Arc<Error>),
+    /// The read-loop handler panicked, so the client was closed.
+    HandlerPanicked,
+}
+
+/// Same variant, and for the errors the same error (or one that reads
+/// the same).
+impl PartialEq for DisconnectReason {
+    fn eq(&self, other: &Self) -> bool {
+        use DisconnectReason as R;
+        let same =
+            |a: &Arc<Error>, b: &Arc<Error>| Arc::ptr_eq(a, b) || a.to_string() == b.to_string();
+        match (self, other) {
+            (R::Error(a), R::Error(b)) | (R::HandlerFailed(a), R::HandlerFailed(b)) => same(a, b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for DisconnectReason {}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::PeerClosed => f.write_str("the peer closed the connection"),
+            DisconnectReason::ClosedLocally => f.write_str("closed locally"),
+            DisconnectReason::HeartbeatMissed => f.write_str("no heartbeat in time"),
+            DisconnectReason::Error(e) => write!(f, "{}", Chain(&**e)),
+            DisconnectReason::HandlerFailed(e) => {
+                write!(f, "the read-loop handler failed: {}", Chain(&**e))
+            }
+            DisconnectReason::HandlerPanicked => f.write_str("the read-loop handler panicked"),
+        }
+    }
+}
+
+impl fmt::Display for ConnectionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionEvent::Connected { peer } => write!(f, "connected to {peer}"),
+            ConnectionEvent::Disconnected { peer, reason } => {
+                write!(f, "disconnected from {peer}: {reason}")
+            }
+        }
+    }
+}
+
+/// Fans each change out to the callback thread and to every `events()`
+/// receiver, in the order the changes happened.
+///
+/// `publish` is called with the endpoint's slot lock held (that is what
+/// orders the events); it takes `sinks` inside it. Lock order: slot, then
+/// sinks. Neither lock is held while user code runs.
+#[derive(Default)]
+pub(crate) struct Events {
+    sinks: Mutex<Sinks>,
+}
+
+#[derive(Default)]
+struct Sinks {
+    callback: Option<Sender<ConnectionEvent>>,
+    subscribers: Vec<Sender<ConnectionEvent>>,
+}
+
+impl Events {
+    pub(crate) fn subscribe(&self) -> Receiver<ConnectionEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.sinks.lock().subscribers.push(tx);
+        rx
+    }
+
+    pub(crate) fn publish(&self, event: &ConnectionEvent) {
+        let mut sinks = self.sinks.lock();
+        if let Some(tx) = &sinks.callback {
+            // The callback thread only goes away after `close_callback`.
+            let _ = tx.send(event.clone());
+        }
+        // A receiver that was dropped is forgotten.
+        sinks
+            .subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    /// Subscribes the callback and returns the body of its thread, which
+    /// calls `callback` once per change, serially, until `close_callback`.
+    /// A panic in the callback is logged (as `log_name`) and the next
+    /// change still gets its call.
+    pub(crate) fn callback_loop<F>(
+        &self,
+        log_name: String,
+        mut callback: F,
+    ) -> impl FnOnce() + Send + 'static
+    where
+        F: FnMut(bool) + Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::unbounded::<ConnectionEvent>();
+        self.sinks.lock().callback = Some(tx);
+        move || {
+            for event in rx {
+                let connected = event.is_connected();
+                if catch_unwind(AssertUnwindSafe(|| callback(connected))).is_err() {
+                    log::error!("{log_name}: the connect callback panicked (connected={connected}); continuing");
+                }
+            }
+        }
+    }
+
+    /// Lets the callback thread finish the calls already queued and end.
+    pub(crate) fn close_callback(&self) {
+        self.sinks.lock().callback = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn events_and_reasons_read_as_sentences() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let lost = Error::ConnectionLost(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+        let event = ConnectionEvent::Disconnected {
+            peer,
+            reason: DisconnectReason::Error(Arc::new(lost)),
+        };
+        assert_eq!(
+            event.to_string(),
+            "disconnected from 127.0.0.1:5000: connection lost: reset"
+        );
+        assert_eq!(
+            ConnectionEvent::Connected { peer }.to_string(),
+            "connected to 127.0.0.1:5000"
+        );
+    }
+
+    #[test]
+    fn reasons_compare_by_variant_and_error() {
+        let a = DisconnectReason::HandlerFailed(Arc::new(Error::Timeout));
+        assert_eq!(a, DisconnectReason::HandlerFailed(Arc::new(Error::Timeout)));
+        assert_ne!(
+            a,
+            DisconnectReason::HandlerFailed(Arc::new(Error::NotConnected))
+        );
+        assert_ne!(a, DisconnectReason::Error(Arc::new(Error::Timeout)));
+        assert_eq!(DisconnectReason::PeerClosed, DisconnectReason::PeerClosed);
+    }
+
+    #[test]
+    fn publish_reaches_every_live_receiver_in_order() {
+        let events = Events::default();
+        let (a, b) = (events.subscribe(), events.subscribe());
+        drop(b);
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        events.publish(&ConnectionEvent::Connected { peer });
+        events.publish(&ConnectionEvent::Disconnected {
+            peer,
+            reason: DisconnectReason::PeerClosed,
+        });
+        assert!(a.try_recv().expect("first").is_connected());
+        assert!(!a.try_recv().expect("second").is_connected());
+        assert_eq!(
+            events.sinks.lock().subscribers.len(),
+            1,
+            "the dropped one is forgotten"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The threads a side of a link owns: each named, each joined on close.
+
+use std::thread::{JoinHandle, ThreadId};
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+
+/// Every thread started for one side of a link.
+#[derive(Default)]
+pub(crate) struct Threads {
+    started: Mutex<Started>,
+    /// Held by whoever joins, so that a second `join_all` returns only
+    /// once the first has joined them all.
+    joining: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Started {
+    /// Not yet joined.
+    handles: Vec<JoinHandle<()>>,
+    /// Every thread ever started here, joined or not.
+    ids: Vec<ThreadId>,
+}
+
+impl Threads {
+    /// Starts a thread named `tcpip-<kind> <name>` (Linux shows its first
+    /// 15 bytes), joined by `join_all`.
+    pub(crate) fn spawn(
+        &self,
+        kind: &str,
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<()> {
+        let thread_name = format!("tcpip-{kind} {name}");
+        let handle = std::thread::Builder::new().name(thread_name).spawn(f)?;
+        let mut started = self.started.lock();
+        started.ids.push(handle.thread().id());
+        started.handles.push(handle);
+        Ok(())
+    }
+
+    /// True when called from one of these threads.
+    pub(crate) fn is_own(&self) -> bool {
+        let me = std::thread::current().id();
+        self.started.lock().ids.contains(&me)
+    }
+
+    /// Joins every thread started here; false if one of them panicked.
+    /// Called from one of them it joins nothing: a thread cannot join
+    /// itself, and waiting for the others could wait for a close that
+    /// waits for this one. The owner's close joins them all.
+    pub(crate) fn join_all(&self) -> bool {
+        if self.is_own() {
+            return true;
+        }
+        let _turn = self.joining.lock();
+        let handles = std::mem::take(&mut self.started.lock().handles);
+        let mut clean = true;
+        for handle in handles {
+            clean &= handle.join().is_ok();
+        }
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn threads_are_named_and_joined() {
+        let threads = Threads::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        threads
+            .spawn("unit", "test", move || {
+                let name = std::thread::current().name().map(str::to_owned);
+                tx.send(name).expect("send");
+            })
+            .expect("spawn");
+        let name = rx.recv_timeout(Duration::from_secs(10)).expect("ran");
+        assert_eq!(name.as_deref(), Some("tcpip-unit test"));
+        assert!(threads.join_all());
+        assert!(threads.started.lock().handles.is_empty());
+    }
+
+    #[test]
+    fn a_panicked_thread_is_reported_by_the_join() {
+        let threads = Threads::default();
+        threads
+            .spawn("unit", "panics", || panic!("on purpose"))
+            .expect("spawn");
+        assert!(!threads.join_all());
+    }
+
+    #[test]
+    fn join_from_an_own_thread_returns_without_joining() {
+        let threads = Arc::new(Threads::default());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let inner = threads.clone();
+        let (go_tx, go_rx) = crossbeam_channel::unbounded::<()>();
+        threads
+            .spawn("unit", "self", move || {
+                // Wait until spawn has recorded this thread.
+                let _ = go_rx.recv_timeout(Duration::from_secs(10));
+                tx.send((inner.is_own(), inner.join_all())).expect("send");
+            })
+            .expect("spawn");
+        go_tx.send(()).expect("go");
+        let (own, joined) = rx.recv_timeout(Duration::from_secs(10)).expect("ran");
+        assert!(own && joined);
+        assert!(!threads.is_own());
+        assert!(threads.join_all());
+    }
+}

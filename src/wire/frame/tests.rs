@@ -1,0 +1,220 @@
+//! The frame reader against scripted sources: splits, timeouts, end of
+//! file, the read limit.
+
+use super::*;
+use std::collections::VecDeque;
+use std::io::Cursor;
+
+/// A source that hands out the given chunks one read at a time; `None`
+/// is a `WouldBlock` (a timeout); after the last chunk, end of file.
+struct Chunks(VecDeque<Option<Vec<u8>>>);
+
+impl Chunks {
+    fn new(chunks: &[Option<&[u8]>]) -> Chunks {
+        // An empty read means end of file, so empty chunks are dropped.
+        let chunks = chunks.iter().filter(|c| c.is_none_or(|c| !c.is_empty()));
+        Chunks(chunks.map(|c| c.map(<[u8]>::to_vec)).collect())
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.pop_front() {
+            None => Ok(0),
+            Some(None) => Err(io::ErrorKind::WouldBlock.into()),
+            Some(Some(mut chunk)) => {
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    self.0.push_front(Some(chunk.split_off(n)));
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+#[test]
+fn frames_survive_every_two_way_split_of_the_stream() {
+    let stream = b"one\r\ntwo\r\n\r\nthree\r\n";
+    for cut in 0..=stream.len() {
+        let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
+        let mut r = FrameReader::default();
+        for want in [&b"one\r\n"[..], b"two\r\n", b"\r\n", b"three\r\n"] {
+            assert_eq!(
+                r.read_until(&mut src, b"\r\n", 100).expect("frame"),
+                want,
+                "cut {cut}"
+            );
+        }
+    }
+}
+
+#[test]
+fn b11_timeout_mid_frame_keeps_the_partial_bytes() {
+    let mut src = Chunks::new(&[Some(b"hel"), None, Some(b"lo\n")]);
+    let mut r = FrameReader::default();
+    assert!(matches!(
+        r.read_until(&mut src, b"\n", 100),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(r.buffered(), b"hel");
+    assert_eq!(
+        r.read_until(&mut src, b"\n", 100).expect("frame"),
+        b"hello\n"
+    );
+}
+
+#[test]
+fn b11_timeout_in_a_large_read_exact_keeps_the_bytes() {
+    let big = vec![7u8; 3 * CHUNK];
+    let mut src = Chunks::new(&[Some(&big[..CHUNK + 5]), None, Some(&big[CHUNK + 5..])]);
+    let mut r = FrameReader::default();
+    assert!(matches!(
+        r.read_exact(&mut src, big.len()),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(r.buffered().len(), CHUNK + 5);
+    assert_eq!(r.read_exact(&mut src, big.len()).expect("block"), big);
+}
+
+#[test]
+fn b12_eof_mid_frame_hands_back_the_partial_bytes() {
+    let mut r = FrameReader::default();
+    let mut src = Cursor::new(b"par".to_vec());
+    match r.read_until(&mut src, b"\n", 100) {
+        Err(Error::IncompleteRead(e)) => {
+            assert_eq!((&e.partial[..], e.expected), (&b"par"[..], None))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut src = Cursor::new(b"abc".to_vec());
+    let mut r = FrameReader::default();
+    match r.read_exact(&mut src, 5) {
+        Err(Error::IncompleteRead(e)) => {
+            assert_eq!((&e.partial[..], e.expected), (&b"abc"[..], Some(5)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(r.at_eof());
+}
+
+#[test]
+fn b12_read_line_returns_the_partial_line_at_eof() {
+    let mut r = FrameReader::default();
+    let mut src = Cursor::new(b"a\nbc".to_vec());
+    assert_eq!(r.read_line(&mut src, 100).expect("line"), b"a\n");
+    assert_eq!(r.read_line(&mut src, 100).expect("partial"), b"bc");
+    assert_eq!(r.read_line(&mut src, 100).expect("empty at eof"), b"");
+}
+
+#[test]
+fn b13_limit_overrun_consumes_nothing() {
+    let mut r = FrameReader::default();
+    let mut src = Cursor::new(b"0123456789\n".to_vec());
+    match r.read_until(&mut src, b"\n", 5) {
+        Err(Error::LimitOverrun(e)) => assert!(e.limit == 5 && e.buffered >= 5),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        r.read_until(&mut src, b"\n", 100).expect("all of it"),
+        b"0123456789\n"
+    );
+}
+
+#[test]
+fn b13_a_line_as_long_as_the_limit_fits_and_one_byte_more_overruns() {
+    // As Python's StreamReader(limit=5).readuntil(b"\r\n"): "abcde\r\n"
+    // fits, "abcdef\r\n" is longer than the limit.
+    let mut r = FrameReader::default();
+    let mut src = Cursor::new(b"abcde\r\nabcdef\r\n".to_vec());
+    assert_eq!(
+        r.read_until(&mut src, b"\r\n", 5).expect("fits"),
+        b"abcde\r\n"
+    );
+    assert!(matches!(
+        r.read_until(&mut src, b"\r\n", 5),
+        Err(Error::LimitOverrun(_))
+    ));
+}
+
+#[test]
+fn b13_endless_line_keeps_memory_near_the_limit() {
+    let limit = 64 * 1024;
+    let mut src = io::repeat(b'x').take(10 << 20);
+    let mut r = FrameReader::default();
+    assert!(matches!(
+        r.read_until(&mut src, b"\n", limit),
+        Err(Error::LimitOverrun(_))
+    ));
+    assert!(
+        r.buf.len() <= limit + CHUNK,
+        "buffer grew to {}",
+        r.buf.len()
+    );
+}
+
+#[test]
+fn read_some_and_read_to_end_take_buffered_bytes_first() {
+    let mut r = FrameReader::default();
+    let mut src = Chunks::new(&[Some(b"line\nrest"), Some(b" and more")]);
+    assert_eq!(r.read_until(&mut src, b"\n", 100).expect("line"), b"line\n");
+    assert_eq!(r.read_some(&mut src, 2).expect("two"), b"re");
+    assert_eq!(r.read_to_end(&mut src).expect("all"), b"st and more");
+    assert_eq!(r.read_some(&mut src, 10).expect("eof"), b"");
+    assert!(r.at_eof());
+}
+
+#[test]
+fn long_separator_split_anywhere_is_found_once() {
+    let sep = b"XYZZY";
+    let stream = b"aXYZZbXYZZYc";
+    for cut in 0..=stream.len() {
+        let mut src = Chunks::new(&[Some(&stream[..cut]), Some(&stream[cut..])]);
+        let mut r = FrameReader::default();
+        assert_eq!(
+            r.read_until(&mut src, sep, 100).expect("frame"),
+            b"aXYZZbXYZZY"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Any split of the stream, with a timeout (`WouldBlock`) between
+    /// any two chunks as a `try_` read meets it, gives the same frames
+    /// as the whole stream read at once: nothing is lost or doubled.
+    #[test]
+    fn any_split_and_any_timeouts_give_the_same_frames(
+        lines in proptest::collection::vec("[a-z ]{0,12}", 1..8),
+        cuts in proptest::collection::vec(1usize..9, 1..40),
+        stalls in proptest::collection::vec(proptest::bool::ANY, 40),
+        sep in "(\\r\\n|\\n|XYZZY|;)",
+    ) {
+        let stream: Vec<u8> = lines.iter().flat_map(|l| [l.as_bytes(), sep.as_bytes()].concat()).collect();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for (i, cut) in cuts.iter().cycle().enumerate() {
+            if at >= stream.len() {
+                break;
+            }
+            let end = (at + cut).min(stream.len());
+            chunks.push(Some(&stream[at..end]));
+            if stalls[i % stalls.len()] {
+                chunks.push(None);
+            }
+            at = end;
+        }
+        let mut src = Chunks::new(&chunks);
+        let mut r = FrameReader::default();
+        let mut got = Vec::new();
+        while got.len() < lines.len() {
+            match r.read_until(&mut src, sep.as_bytes(), 100) {
+                Ok(frame) => got.push(frame.to_vec()),
+                Err(Error::Timeout) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let want: Vec<Vec<u8>> = lines.iter().map(|l| [l.as_bytes(), sep.as_bytes()].concat()).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
