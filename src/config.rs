@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
-use crate::wire::Encoding;
 
 /// Encoding of `read_str`/`write_str`/JSON unless set: UTF-8.
 pub const DEFAULT_ENCODING: Encoding = Encoding::Utf8;

@@ -33,6 +33,7 @@
 #![warn(rust_2018_idioms)]
 
 mod config;
+mod encoding;
 mod ends;
 mod error;
 mod link;
@@ -49,6 +50,7 @@ pub use config::{
     DEFAULT_TERMINATOR, HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME,
     LOCALHOST_IPV4, LOCALHOST_IPV6,
 };
+pub use encoding::Encoding;
 pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
 pub use ends::client::Client;
 pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
@@ -58,7 +60,7 @@ pub use error::{Error, Result};
 pub use link::{ConnectionEvent, DisconnectReason, Link, Stats, Within};
 #[doc(hidden)]
 pub use wire::binary::__private;
-pub use wire::{BinaryStruct, Encoding};
+pub use wire::BinaryStruct;
 
 /// The builder every end shares, and the parts its three forms are made
 /// of.

@@ -96,9 +96,9 @@ pub fn client_for(server: &OneClientServer) -> ClientBuilder {
     let addr = server.local_addrs()[0];
     let host = if addr.ip().is_unspecified() {
         if addr.is_ipv4() {
-            crate::LOCALHOST_IPV4
+            crate::config::LOCALHOST_IPV4
         } else {
-            crate::LOCALHOST_IPV6
+            crate::config::LOCALHOST_IPV6
         }
         .to_owned()
     } else {

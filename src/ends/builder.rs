@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::config::LinkConfig;
-use crate::Encoding;
+use crate::encoding::Encoding;
 
 pub use super::client::ClientSide;
 pub use super::read_loop::ReadLoopSide;

@@ -10,7 +10,7 @@ use socket2::Socket;
 
 use super::builder::{sealed, Builder, ServerBuilder};
 use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::link::connection::Connection;
 use crate::link::endpoint::{Endpoint, Intent, Takeover};
 use crate::link::slot::Waited;
@@ -18,7 +18,6 @@ use crate::link::socket;
 use crate::link::stats::Counters;
 use crate::link::transport::Tcp;
 use crate::link::{api::impl_link, DisconnectReason, Wait};
-use crate::Error;
 
 type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
 

@@ -12,8 +12,9 @@ use serde::Serialize;
 use super::endpoint::Endpoint;
 use super::events::ConnectionEvent;
 use super::stats::Stats;
+use crate::encoding::Encoding;
 use crate::error::Result;
-use crate::wire::{BinaryStruct, Encoding};
+use crate::wire::BinaryStruct;
 
 pub(crate) mod sealed {
     /// Keeps [`Link`](super::Link) implemented by this crate's types only,
@@ -259,19 +260,19 @@ macro_rules! impl_link {
                 let $me = self;
                 $ep.peer_addr()
             }
-            fn events(&self) -> crossbeam_channel::Receiver<$crate::ConnectionEvent> {
+            fn events(&self) -> crossbeam_channel::Receiver<$crate::link::ConnectionEvent> {
                 let $me = self;
                 $ep.events.subscribe()
             }
-            fn stats(&self) -> $crate::Stats {
+            fn stats(&self) -> $crate::link::Stats {
                 let $me = self;
                 $ep.counters.snapshot()
             }
-            fn encoding(&self) -> $crate::Encoding {
+            fn encoding(&self) -> $crate::encoding::Encoding {
                 let $me = self;
                 $ep.encoding()
             }
-            fn set_encoding(&self, encoding: $crate::Encoding) {
+            fn set_encoding(&self, encoding: $crate::encoding::Encoding) {
                 let $me = self;
                 $ep.set_encoding(encoding)
             }
@@ -279,7 +280,7 @@ macro_rules! impl_link {
                 let $me = self;
                 $ep.terminator()
             }
-            fn set_terminator(&self, terminator: impl Into<Vec<u8>>) -> $crate::Result<()> {
+            fn set_terminator(&self, terminator: impl Into<Vec<u8>>) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.set_terminator(terminator.into())
             }
@@ -295,64 +296,64 @@ macro_rules! impl_link {
                 let $me = self;
                 $crate::link::Within::new(&$ep, timeout)
             }
-            fn read(&self, n: usize) -> $crate::Result<Vec<u8>> {
+            fn read(&self, n: usize) -> $crate::error::Result<Vec<u8>> {
                 let $me = self;
                 $ep.read_some($wait, n)
             }
-            fn read_to_end(&self) -> $crate::Result<Vec<u8>> {
+            fn read_to_end(&self) -> $crate::error::Result<Vec<u8>> {
                 let $me = self;
                 $ep.read_to_end($wait)
             }
-            fn read_exact(&self, n: usize) -> $crate::Result<Vec<u8>> {
+            fn read_exact(&self, n: usize) -> $crate::error::Result<Vec<u8>> {
                 let $me = self;
                 $ep.read_exact($wait, n)
             }
-            fn read_line(&self) -> $crate::Result<Vec<u8>> {
+            fn read_line(&self) -> $crate::error::Result<Vec<u8>> {
                 let $me = self;
                 $ep.read_line($wait)
             }
-            fn read_until(&self, sep: &[u8]) -> $crate::Result<Vec<u8>> {
+            fn read_until(&self, sep: &[u8]) -> $crate::error::Result<Vec<u8>> {
                 let $me = self;
                 $ep.read_until($wait, sep)
             }
             #[inline]
-            fn read_str(&self) -> $crate::Result<String> {
+            fn read_str(&self) -> $crate::error::Result<String> {
                 let $me = self;
                 $ep.read_str($wait)
             }
             #[inline]
-            fn read_json<T: serde::de::DeserializeOwned>(&self) -> $crate::Result<T> {
+            fn read_json<T: serde::de::DeserializeOwned>(&self) -> $crate::error::Result<T> {
                 let $me = self;
                 $ep.read_json($wait)
             }
-            fn read_into<S: $crate::BinaryStruct + ?Sized>(
+            fn read_into<S: $crate::wire::BinaryStruct + ?Sized>(
                 &self,
                 value: &mut S,
-            ) -> $crate::Result<()> {
+            ) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.read_into($wait, value)
             }
-            fn try_read_str(&self) -> $crate::Result<Option<String>> {
+            fn try_read_str(&self) -> $crate::error::Result<Option<String>> {
                 let $me = self;
                 $crate::link::api::optional($ep.read_str($crate::link::Wait::Never))
             }
-            fn try_read_json<T: serde::de::DeserializeOwned>(&self) -> $crate::Result<Option<T>> {
+            fn try_read_json<T: serde::de::DeserializeOwned>(&self) -> $crate::error::Result<Option<T>> {
                 let $me = self;
                 $crate::link::api::optional($ep.read_json($crate::link::Wait::Never))
             }
-            fn try_read_into<S: $crate::BinaryStruct + ?Sized>(
+            fn try_read_into<S: $crate::wire::BinaryStruct + ?Sized>(
                 &self,
                 value: &mut S,
-            ) -> $crate::Result<bool> {
+            ) -> $crate::error::Result<bool> {
                 let $me = self;
                 let read = $ep.read_into($crate::link::Wait::Never, value);
                 Ok($crate::link::api::optional(read)?.is_some())
             }
-            fn write(&self, data: &[u8]) -> $crate::Result<()> {
+            fn write(&self, data: &[u8]) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_bytes($wait, data)
             }
-            fn write_lines<I>(&self, lines: I) -> $crate::Result<()>
+            fn write_lines<I>(&self, lines: I) -> $crate::error::Result<()>
             where
                 I: IntoIterator,
                 I::Item: AsRef<[u8]>,
@@ -360,16 +361,16 @@ macro_rules! impl_link {
                 let $me = self;
                 $ep.write_lines($wait, lines)
             }
-            fn write_from(&self, structs: &[&dyn $crate::BinaryStruct]) -> $crate::Result<()> {
+            fn write_from(&self, structs: &[&dyn $crate::wire::BinaryStruct]) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_from($wait, structs)
             }
             #[inline]
-            fn write_str(&self, line: &str) -> $crate::Result<()> {
+            fn write_str(&self, line: &str) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_str($wait, line)
             }
-            fn write_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> $crate::Result<()> {
+            fn write_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_json($wait, value)
             }
@@ -384,7 +385,7 @@ impl_link!(Within<'_>, |me| me.ep, me.wait());
 pub(crate) fn optional<T>(result: Result<T>) -> Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(crate::Error::Timeout) => Ok(None),
+        Err(crate::error::Error::Timeout) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -82,7 +82,7 @@ mod tests {
         for kept in [
             Error::Timeout,
             Error::overrun(10, 11),
-            Error::decode(vec![0xff], crate::Encoding::Utf8, 0, "invalid"),
+            Error::decode(vec![0xff], crate::encoding::Encoding::Utf8, 0, "invalid"),
         ] {
             assert_eq!(after_read(Some(&kept), false), None, "{kept}");
             assert_eq!(after_write(&kept), None, "{kept}");
@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(after_read(None, false), None);
         // Undecodable text read just before the peer's end of file: the
         // frame is consumed and nothing is left, so the link ends.
-        let undecodable = Error::decode(vec![0xff], crate::Encoding::Utf8, 0, "invalid");
+        let undecodable = Error::decode(vec![0xff], crate::encoding::Encoding::Utf8, 0, "invalid");
         assert_eq!(
             after_read(Some(&undecodable), true),
             Some(DisconnectReason::PeerClosed)

@@ -126,11 +126,11 @@ impl Endpoint {
         self.slot.is_closed()
     }
 
-    pub(crate) fn encoding(&self) -> crate::Encoding {
+    pub(crate) fn encoding(&self) -> crate::encoding::Encoding {
         self.codec.get().encoding
     }
 
-    pub(crate) fn set_encoding(&self, encoding: crate::Encoding) {
+    pub(crate) fn set_encoding(&self, encoding: crate::encoding::Encoding) {
         self.codec.set(|c| Codec::new(encoding, c.terminator()));
     }
 

@@ -276,9 +276,9 @@ impl Read for Source<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::Encoding;
     use crate::link::transport::Tcp;
     use crate::wire::separator::Separator;
-    use crate::Encoding;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
 

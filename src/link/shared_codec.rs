@@ -72,7 +72,7 @@ impl CodecCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Encoding;
+    use crate::encoding::Encoding;
 
     #[test]
     fn a_cache_follows_every_set() {

@@ -5,8 +5,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::encoding::Encoding;
 use super::separator::Separator;
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
 
 /// Encoding and terminator, with the terminator's search built once.

@@ -5,9 +5,8 @@
 
 pub(crate) mod binary;
 pub(crate) mod codec;
-pub(crate) mod encoding;
 pub(crate) mod frame;
 pub(crate) mod separator;
+pub(crate) mod text;
 
 pub use binary::BinaryStruct;
-pub use encoding::Encoding;

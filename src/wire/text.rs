@@ -1,49 +1,11 @@
-//! Text encodings of `read_str`/`write_str`: pure, strict, byte-exact with
-//! Python's codecs of the same names.
+//! Text in an [`Encoding`]: strict, byte-exact with Python's codecs of the
+//! same names, and the names Python accepts for them. Pure code.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::str::FromStr;
 
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
-
-/// A text encoding, named as Python names it.
-///
-/// Decoding is strict: an invalid sequence is an [`Error::Decode`] carrying
-/// the bytes, never a replacement character. [`Encoding::Utf16`] and
-/// [`Encoding::Utf32`] write a little-endian byte order mark on every
-/// write, as Python does, and read either mark (no mark: native order, as
-/// Python reads it).
-///
-/// ```
-/// use ts_tcpip::Encoding;
-/// let enc: Encoding = "ISO8859-1".parse()?;
-/// assert_eq!(enc, Encoding::Latin1);
-/// assert_eq!(enc.to_string(), "latin-1");
-/// # Ok::<(), ts_tcpip::Error>(())
-/// ```
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default)]
-pub enum Encoding {
-    /// `"utf-8"`, the default.
-    #[default]
-    Utf8,
-    /// `"utf-16"`: BOM then little-endian on write; either BOM on read.
-    Utf16,
-    /// `"utf-16-le"`: no BOM.
-    Utf16Le,
-    /// `"utf-16-be"`: no BOM.
-    Utf16Be,
-    /// `"utf-32"`: BOM then little-endian on write; either BOM on read.
-    Utf32,
-    /// `"utf-32-le"`: no BOM.
-    Utf32Le,
-    /// `"utf-32-be"`: no BOM.
-    Utf32Be,
-    /// `"latin-1"` (ISO 8859-1): one byte per character up to U+00FF.
-    Latin1,
-    /// `"ascii"`: one byte per character up to U+007F.
-    Ascii,
-}
 
 /// Byte order of a multi-byte code unit.
 #[derive(Copy, Clone)]
@@ -59,34 +21,6 @@ const NATIVE: Order = if cfg!(target_endian = "big") {
 };
 
 impl Encoding {
-    /// Every encoding, in declaration order.
-    pub const ALL: [Encoding; 9] = [
-        Encoding::Utf8,
-        Encoding::Utf16,
-        Encoding::Utf16Le,
-        Encoding::Utf16Be,
-        Encoding::Utf32,
-        Encoding::Utf32Le,
-        Encoding::Utf32Be,
-        Encoding::Latin1,
-        Encoding::Ascii,
-    ];
-
-    /// The Python name: `"utf-8"`, `"utf-16-le"`, `"latin-1"`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Utf16 => "utf-16",
-            Encoding::Utf16Le => "utf-16-le",
-            Encoding::Utf16Be => "utf-16-be",
-            Encoding::Utf32 => "utf-32",
-            Encoding::Utf32Le => "utf-32-le",
-            Encoding::Utf32Be => "utf-32-be",
-            Encoding::Latin1 => "latin-1",
-            Encoding::Ascii => "ascii",
-        }
-    }
-
     /// Appends the encoded `text` to `out`. On error `out` is left as it
     /// was and the error names the first character that does not fit.
     ///
@@ -298,12 +232,6 @@ fn decode_utf32(bytes: &[u8], order: Order) -> Decoded<'static> {
         return Err((bytes.len() - bytes.len() % 4, "truncated data"));
     }
     Ok(Cow::Owned(text))
-}
-
-impl fmt::Display for Encoding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 impl FromStr for Encoding {
