@@ -337,7 +337,9 @@ macro_rules! impl_link {
                 let $me = self;
                 $crate::link::api::optional($ep.read_str($crate::link::Wait::Never))
             }
-            fn try_read_json<T: serde::de::DeserializeOwned>(&self) -> $crate::error::Result<Option<T>> {
+            fn try_read_json<T: serde::de::DeserializeOwned>(
+                &self,
+            ) -> $crate::error::Result<Option<T>> {
                 let $me = self;
                 $crate::link::api::optional($ep.read_json($crate::link::Wait::Never))
             }
@@ -361,7 +363,10 @@ macro_rules! impl_link {
                 let $me = self;
                 $ep.write_lines($wait, lines)
             }
-            fn write_from(&self, structs: &[&dyn $crate::wire::BinaryStruct]) -> $crate::error::Result<()> {
+            fn write_from(
+                &self,
+                structs: &[&dyn $crate::wire::BinaryStruct],
+            ) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_from($wait, structs)
             }
@@ -370,7 +375,10 @@ macro_rules! impl_link {
                 let $me = self;
                 $ep.write_str($wait, line)
             }
-            fn write_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> $crate::error::Result<()> {
+            fn write_json<T: serde::Serialize + ?Sized>(
+                &self,
+                value: &T,
+            ) -> $crate::error::Result<()> {
                 let $me = self;
                 $ep.write_json($wait, value)
             }
