@@ -1,14 +1,23 @@
 //! The monitor thread: notices a peer that went away while nobody reads.
 //!
-//! It waits on the socket itself (a blocking peek, which consumes nothing
-//! and does not disturb a reader on another thread), so an idle link costs
-//! nothing and a closed one is noticed as soon as the end of file arrives.
-//! While bytes are waiting unread, or a reader is busy, there is nothing to
-//! notice yet: the monitor looks again after `monitor_connection_interval`,
-//! which therefore bounds how late a disconnect is noticed on a busy link.
-//! The peek obeys the link's read timeout (a socket has one); a timeout
-//! shorter than the interval would wake the monitor at its own pace, so
-//! then the monitor, too, looks once per interval.
+//! It waits on the socket itself for the peer's hang-up only
+//! ([`Transport::wait_hangup`](super::transport::Transport::wait_hangup):
+//! `poll` for `POLLRDHUP` on Linux), so neither an idle link nor a busy
+//! one wakes it: data arriving leaves it asleep, and the peer's FIN, a
+//! reset or a local shutdown wakes it at once. It then looks without
+//! waiting: closed with nothing unread, the link is ended
+//! (`Endpoint::detach_if_dead`); closed with bytes still unread, the link
+//! stays up until they are read, and the monitor looks again after a short
+//! pause that doubles up to `monitor_connection_interval`, so a reader
+//! that takes the last bytes soon after the close has the drop reported
+//! soon after too.
+//!
+//! Where the wait cannot leave data out (no `POLLRDHUP`), it is a blocking
+//! peek that bytes wake as well; the monitor then looks once per interval
+//! while bytes wait, which bounds how late a drop is noticed on a busy
+//! link. That peek obeys the link's read timeout; a timeout shorter than
+//! the interval would wake the monitor at its own pace, so then the
+//! monitor, too, looks once per interval.
 
 use std::io::ErrorKind;
 use std::sync::Arc;
@@ -17,8 +26,11 @@ use std::time::{Duration, Instant};
 use super::connection::Connection;
 use super::endpoint::{Endpoint, Intent};
 use super::events::DisconnectReason;
-use super::socket::{is_socket_timeout, Peek};
+use super::socket::{Peek, WAITS_FOR_HANGUP_ONLY};
 use crate::error::Error;
+
+/// The first pause after a hang-up found bytes unread.
+const FIRST_LOOK: Duration = Duration::from_millis(1);
 
 /// Watches each connection of `ep` in turn until `ep` is closed.
 pub(crate) fn run(ep: &Endpoint, interval: Duration) {
@@ -31,31 +43,41 @@ pub(crate) fn run(ep: &Endpoint, interval: Duration) {
 
 /// Returns once `conn` is no longer the endpoint's connection.
 fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
+    let mut pause = if WAITS_FOR_HANGUP_ONLY {
+        FIRST_LOOK.min(interval)
+    } else {
+        interval
+    };
     loop {
         let started = Instant::now();
-        let peeked = conn.transport().peek_wait();
+        let looked = conn.transport().wait_hangup();
         if conn.is_closing() {
             return;
         }
-        match peeked {
+        match looked {
             Ok(Peek::Eof) if ep.detach_if_dead(conn) => return,
+            // The wait ended for nothing: wait again.
+            Ok(Peek::Empty) => continue,
             // Unread bytes, or a reader that will meet the end of file
             // itself: look again later.
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            // The link's read timeout cut the wait short. Waiting again at
-            // once is right if it is no shorter than the interval; a
-            // shorter one is paced to the interval (module doc).
-            Err(e) if is_socket_timeout(e.kind()) && started.elapsed() >= interval => continue,
-            Err(e) if is_socket_timeout(e.kind()) => {}
+            // The link's read timeout cut a peek short (no POLLRDHUP).
+            // Waiting again at once is right if it is no shorter than the
+            // interval; a shorter one is paced to the interval (module doc).
+            Err(e) if e.kind() == ErrorKind::WouldBlock && started.elapsed() >= interval => {
+                continue
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => {
                 let reason = DisconnectReason::Error(Arc::new(Error::ConnectionLost(e)));
                 ep.detach(conn, reason, Intent::Keep);
                 return;
             }
         }
-        if !ep.slot.wait_while_current(conn, interval) {
+        if !ep.slot.wait_while_current(conn, pause) {
             return;
         }
+        pause = (pause * 2).min(interval);
     }
 }

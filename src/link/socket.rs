@@ -121,13 +121,47 @@ pub(crate) enum Peek {
     Data,
     /// The peer closed its side and everything it sent has been read.
     Eof,
-    /// Nothing yet (only from [`peek_now`]).
+    /// Nothing yet (from [`peek_now`], or from [`wait_hangup`] when the
+    /// wait ended for no reason).
     Empty,
 }
 
-/// Waits until bytes arrive or the peer closes, without consuming anything.
-/// Returns early (`WouldBlock`) when a read timeout is set on the socket.
-pub(crate) fn peek_wait(stream: &TcpStream) -> io::Result<Peek> {
+/// True where [`wait_hangup`] sleeps through data and wakes only for the
+/// peer's close, an error or a local shutdown; elsewhere it wakes for data
+/// too, and the monitor paces its looks by its interval.
+pub(crate) const WAITS_FOR_HANGUP_ONLY: bool =
+    cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Waits until the peer closes its side, the connection breaks or this
+/// side shuts it down, then looks (without consuming) at what is left:
+/// `Eof` (closed, nothing unread), `Data` (closed with bytes unread) or an
+/// error. Bytes arriving do not wake it.
+///
+/// `poll()` for `POLLRDHUP` alone: the wake-up a socket sends for data
+/// carries `POLLIN`, which this wait did not ask for, so the kernel leaves
+/// the thread asleep; a FIN sets `POLLRDHUP`, an RST or a keepalive
+/// failure `POLLERR`, and a local `shutdown` both (`POLLHUP` too), and
+/// those are reported whether asked for or not. `poll` ignores the
+/// socket's read timeout, so a short one does not wake it either. Once the
+/// peer has closed the call returns at once, every time: the caller paces
+/// its looks while bytes wait unread.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn wait_hangup(stream: &TcpStream) -> io::Result<Peek> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(stream, PollFlags::RDHUP)];
+    loop {
+        match poll(&mut fds, None) {
+            Ok(_) => return peek_now(stream),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Elsewhere (no `POLLRDHUP`): a blocking peek, which data wakes as well.
+/// It obeys the socket's read timeout (`WouldBlock`/`TimedOut`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn wait_hangup(stream: &TcpStream) -> io::Result<Peek> {
     let mut byte = [0u8; 1];
     Ok(match stream.peek(&mut byte)? {
         0 => Peek::Eof,

@@ -23,8 +23,10 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     /// whether a read would return at once.
     fn peek_now(&self) -> io::Result<Peek>;
 
-    /// Waits until a read would return at once, consuming nothing.
-    fn peek_wait(&self) -> io::Result<Peek>;
+    /// Waits for the peer's hang-up (or a local shutdown), then looks
+    /// without consuming: see [`socket::wait_hangup`]. Bytes arriving do
+    /// not wake it where the platform allows (`WAITS_FOR_HANGUP_ONLY`).
+    fn wait_hangup(&self) -> io::Result<Peek>;
 
     /// Ends both directions, releasing every thread blocked on the stream.
     fn shutdown(&self);
@@ -52,8 +54,8 @@ impl Transport for Tcp {
         socket::peek_now(&self.0)
     }
 
-    fn peek_wait(&self) -> io::Result<Peek> {
-        socket::peek_wait(&self.0).map_err(socket::sort_timeout)
+    fn wait_hangup(&self) -> io::Result<Peek> {
+        socket::wait_hangup(&self.0).map_err(socket::sort_timeout)
     }
 
     fn shutdown(&self) {
