@@ -24,12 +24,20 @@ pub const LOCALHOST_IPV4: &str = "127.0.0.1";
 pub const LOCALHOST_IPV6: &str = "::1";
 /// The loopback address used unless told otherwise: IPv4.
 pub const DEFAULT_LOCALHOST: &str = LOCALHOST_IPV4;
-/// Idle time before TCP keepalive probes start: 60 s.
+/// Idle time before TCP keepalive probes start with a dead-peer bound of
+/// zero (the Python package's setting): 60 s.
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(60);
 /// Unanswered keepalive probes before the connection is dropped: 4.
 pub const KEEPALIVE_PROBES: u32 = 4;
-/// Time between keepalive probes: 15 s.
+/// Time between keepalive probes with a dead-peer bound of zero (the
+/// Python package's setting): 15 s.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a peer that stopped answering (powered off, cable pulled) can
+/// hold a link, unless set: 10 s. A control loop notices within a few of
+/// its own timeouts, not the two minutes (idle) to fifteen (data in
+/// flight) that the system's TCP defaults and the Python package take.
+/// See [`Builder::dead_peer_timeout`](crate::builder::Builder::dead_peer_timeout).
+pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A read-loop server with heartbeat monitoring closes a client that sent
 /// no heartbeat for this long, unless told otherwise: 10 s.
 pub const DEFAULT_MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -48,6 +56,7 @@ pub(crate) struct LinkConfig {
     pub(crate) monitor_interval: Duration,
     pub(crate) nodelay: bool,
     pub(crate) keepalive: bool,
+    pub(crate) dead_peer_timeout: Duration,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
 }
@@ -62,6 +71,7 @@ impl Default for LinkConfig {
             monitor_interval: DEFAULT_MONITOR_CONNECTION_INTERVAL,
             nodelay: true,
             keepalive: true,
+            dead_peer_timeout: DEFAULT_DEAD_PEER_TIMEOUT,
             read_timeout: None,
             write_timeout: None,
         }

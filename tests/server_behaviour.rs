@@ -946,6 +946,7 @@ struct TcpOptions {
     time: Duration,
     interval: Duration,
     retries: u32,
+    user_timeout: Option<Duration>,
 }
 
 #[cfg(target_os = "linux")]
@@ -978,21 +979,47 @@ fn socket_options(local: SocketAddr, peer: SocketAddr) -> TcpOptions {
                 time: sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
                 interval: sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
                 retries: sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"),
+                user_timeout: sock.tcp_user_timeout().expect("TCP_USER_TIMEOUT"),
             };
         }
     }
     panic!("no socket {local} -> {peer} in this process");
 }
 
+/// With the default dead-peer bound (10 s): keepalive probes after 5 s,
+/// 4 of them 1 s apart, and TCP_USER_TIMEOUT 10 s.
 #[cfg(target_os = "linux")]
 fn expected_options() -> TcpOptions {
     TcpOptions {
         nodelay: true,
         keepalive: true,
+        time: DEFAULT_DEAD_PEER_TIMEOUT / 2,
+        interval: Duration::from_secs(1),
+        retries: KEEPALIVE_PROBES,
+        user_timeout: Some(DEFAULT_DEAD_PEER_TIMEOUT),
+    }
+}
+
+/// `dead_peer_timeout(ZERO)`: the Python reference's keepalive, no user
+/// timeout.
+#[cfg(target_os = "linux")]
+#[test]
+fn b17_without_a_dead_peer_bound_the_python_keepalive_is_set() {
+    let _w = watchdog(Duration::from_secs(30));
+    let builder = OneClientServer::builder().dead_peer_timeout(Duration::ZERO);
+    let server = testing::start_server(builder).expect("server starts");
+    let peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("served");
+    let accepted = socket_options(peer.peer_addr().unwrap(), peer.local_addr().unwrap());
+    let python = TcpOptions {
+        nodelay: true,
+        keepalive: true,
         time: KEEPALIVE_TIME,
         interval: KEEPALIVE_INTERVAL,
         retries: KEEPALIVE_PROBES,
-    }
+        user_timeout: None,
+    };
+    assert_eq!(accepted, python);
 }
 
 #[cfg(target_os = "linux")]

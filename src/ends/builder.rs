@@ -91,12 +91,37 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Sets TCP keepalive ([`KEEPALIVE_TIME`](crate::KEEPALIVE_TIME),
-    /// [`KEEPALIVE_INTERVAL`](crate::KEEPALIVE_INTERVAL),
-    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES)) on each connection.
-    /// Default: true.
+    /// Sets TCP keepalive on each connection, timed by
+    /// [`dead_peer_timeout`](Self::dead_peer_timeout). Default: true.
     pub fn keepalive(mut self, on: bool) -> Self {
         self.link.keepalive = on;
+        self
+    }
+
+    /// Bounds how long a peer that stopped answering (powered off, cable
+    /// pulled, host frozen in its kernel) can hold the link, idle or busy.
+    /// Keepalive probes start after half of it and
+    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) of them fit in the
+    /// other half; on Linux, TCP_USER_TIMEOUT also drops a connection
+    /// whose data (or probes) went unacknowledged for this long. When it
+    /// fires, blocked reads and writes fail with a connection error and
+    /// the link ends with [`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive).
+    ///
+    /// On Linux (5.11 and later) the bound also ends a connection whose
+    /// peer is alive but has taken no data for this long while this side
+    /// has data to send (its window stays shut): a peer that stops reading
+    /// is treated as gone. The kernel counts keepalive in whole seconds,
+    /// so bounds under 2 s act as about 2 s on an idle link.
+    ///
+    /// `Duration::ZERO` keeps the system's TCP behaviour with the Python
+    /// package's keepalive ([`KEEPALIVE_TIME`](crate::KEEPALIVE_TIME) +
+    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) x
+    /// [`KEEPALIVE_INTERVAL`](crate::KEEPALIVE_INTERVAL): about 2 minutes
+    /// idle; data in flight is left to the retransmission limit, about 15
+    /// minutes on Linux). Default:
+    /// [`DEFAULT_DEAD_PEER_TIMEOUT`](crate::DEFAULT_DEAD_PEER_TIMEOUT) (10 s).
+    pub fn dead_peer_timeout(mut self, bound: Duration) -> Self {
+        self.link.dead_peer_timeout = bound;
         self
     }
 

@@ -95,13 +95,17 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// TCP_NODELAY and keepalive, as the Python reference sets them.
+/// TCP_NODELAY, keepalive and the dead-peer bound.
 pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<()> {
     stream.set_nodelay(config.nodelay)?;
+    let bound = config.dead_peer_timeout;
     if config.keepalive {
-        let keepalive = TcpKeepalive::new()
-            .with_time(KEEPALIVE_TIME)
-            .with_interval(KEEPALIVE_INTERVAL);
+        let (time, interval) = match bound.is_zero() {
+            true => (KEEPALIVE_TIME, KEEPALIVE_INTERVAL),
+            false => keepalive_timing(bound),
+        };
+        let keepalive = TcpKeepalive::new().with_time(time).with_interval(interval);
+        // Windows before 10 1709 has no probe count: its own (10) stands.
         #[cfg(any(
             target_os = "linux",
             target_os = "android",
@@ -111,7 +115,24 @@ pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<(
         let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }
+    // Unacknowledged data, window probes and (with keepalive) the probes
+    // too: the connection is dropped once the peer was silent this long.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if !bound.is_zero() {
+        SockRef::from(stream).set_tcp_user_timeout(Some(bound))?;
+    }
     Ok(())
+}
+
+/// Keepalive idle time and probe interval for a dead-peer bound: probes
+/// start after half the bound and [`KEEPALIVE_PROBES`] of them fit in the
+/// other half, so that where TCP_USER_TIMEOUT is missing the probes alone
+/// give up within the bound. The kernel takes whole seconds, at least 1.
+fn keepalive_timing(bound: Duration) -> (Duration, Duration) {
+    let secs = |d: Duration| Duration::from_secs(d.as_secs().max(1));
+    let time = secs(bound / 2);
+    let interval = secs(bound.saturating_sub(time) / KEEPALIVE_PROBES);
+    (time, interval)
 }
 
 /// What a look at the receive queue found.
@@ -236,6 +257,19 @@ mod tests {
     fn a_keepalive_timeout_is_not_a_socket_timeout() {
         assert!(!is_socket_timeout(io::ErrorKind::TimedOut));
         assert!(is_socket_timeout(io::ErrorKind::WouldBlock));
+    }
+
+    #[test]
+    fn keepalive_probes_fit_in_the_dead_peer_bound() {
+        let s = Duration::from_secs;
+        assert_eq!(keepalive_timing(s(10)), (s(5), s(1)));
+        assert_eq!(keepalive_timing(s(120)), (s(60), s(15)));
+        // Below the kernel's resolution: whole seconds, at least one.
+        assert_eq!(keepalive_timing(Duration::from_millis(500)), (s(1), s(1)));
+        for bound in 8..300 {
+            let (time, interval) = keepalive_timing(s(bound));
+            assert!(time + interval * KEEPALIVE_PROBES <= s(bound), "{bound}");
+        }
     }
 
     #[test]

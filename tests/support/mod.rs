@@ -3,6 +3,7 @@
 //! peer for the crate's server.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod reference;
 
 use std::borrow::BorrowMut;
