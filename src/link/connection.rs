@@ -6,8 +6,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::socket::Peek;
 use super::transport::Transport;
 use crate::error::{Error, Result};
 
@@ -20,6 +22,31 @@ pub(crate) struct Connection {
     /// Set before the transport is shut down locally, so that the end of
     /// file this causes is reported as a local close, not the peer's.
     closing: AtomicBool,
+    /// How the connection broke, as the first thread to hear of it heard.
+    /// The system tells its error to one caller only; the others see an
+    /// end of file or a closed socket, and read the cause here.
+    broken: OnceLock<Broken>,
+}
+
+/// The error that broke a connection, kept to tell every thread the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Broken {
+    pub(crate) kind: io::ErrorKind,
+    pub(crate) os_code: Option<i32>,
+}
+
+impl Broken {
+    /// The connection error for a thread that heard of it second hand.
+    pub(crate) fn error(self) -> Error {
+        Error::ConnectionLost(self.io())
+    }
+
+    pub(crate) fn io(self) -> io::Error {
+        match self.os_code {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::from(self.kind),
+        }
+    }
 }
 
 impl Connection {
@@ -28,6 +55,50 @@ impl Connection {
             transport: Box::new(transport),
             peer,
             closing: AtomicBool::new(false),
+            broken: OnceLock::new(),
+        }
+    }
+
+    /// How the connection broke, if a thread has heard.
+    pub(crate) fn broken(&self) -> Option<Broken> {
+        self.broken.get().copied()
+    }
+
+    /// Keeps `err` as the cause, unless a cause is known or `err` is not
+    /// one (a timeout, an interruption, or the fallout of a local close).
+    fn note(&self, err: &io::Error) {
+        use io::ErrorKind::*;
+        if matches!(err.kind(), WouldBlock | Interrupted) || self.is_closing() {
+            return;
+        }
+        let _ = self.broken.set(Broken {
+            kind: err.kind(),
+            os_code: err.raw_os_error(),
+        });
+    }
+
+    /// Reads from the transport, keeping the cause of a break.
+    #[inline]
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.transport.read(buf).inspect_err(|e| self.note(e))
+    }
+
+    /// Looks without waiting, keeping the cause of a break.
+    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
+        self.transport.peek_now().inspect_err(|e| self.note(e))
+    }
+
+    /// Waits for the peer's hang-up, keeping the cause of a break.
+    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+        self.transport.wait_hangup().inspect_err(|e| self.note(e))
+    }
+
+    /// The error a thread gets when the connection was ended while it
+    /// waited: the cause if one is known, else a local close.
+    pub(crate) fn ended_error(&self) -> Error {
+        match self.broken() {
+            Some(broken) => broken.error(),
+            None => closed_locally(),
         }
     }
 
@@ -95,11 +166,14 @@ impl Connection {
                 Some(result) => result,
                 None => self.transport.write(&frame[sent..]),
             };
+            if let Err(e) = &written {
+                self.note(e);
+            }
             match written {
                 Ok(0) => break Err(Error::ConnectionLost(io::ErrorKind::WriteZero.into())),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if self.is_closing() => break Err(closed_locally_from(e)),
+                Err(_) if self.is_closing() => break Err(self.ended_error()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     break Err(timed_out(sent, frame.len()))
                 }
@@ -151,8 +225,4 @@ pub(crate) fn closed_locally() -> Error {
         io::ErrorKind::ConnectionAborted,
         "closed locally",
     ))
-}
-
-fn closed_locally_from(err: io::Error) -> Error {
-    Error::ConnectionLost(io::Error::new(err.kind(), "closed locally"))
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::connection::Connection;
+use super::ending;
 use super::events::{ConnectionEvent, DisconnectReason, Events};
 use super::half::{Half, ReadHalf, WriteHalf};
 use super::monitor;
@@ -177,7 +178,8 @@ impl Endpoint {
             if !(takeover == Takeover::IfDead && self.is_dead(&old)) {
                 return Err(conn);
             }
-            self.end_locked(&mut slot, &old, DisconnectReason::PeerClosed, Intent::Keep);
+            let reason = ending::at_end(old.broken());
+            self.end_locked(&mut slot, &old, reason, Intent::Keep);
         }
         let peer = conn.peer();
         if let Err(e) = apply_timeouts(&conn, *self.timeouts.lock()) {
@@ -221,8 +223,10 @@ impl Endpoint {
     /// mistake each other's look at the receive buffer for a busy reader.
     pub(crate) fn detach_if_dead(&self, conn: &Arc<Connection>) -> bool {
         let mut slot = self.slot.lock();
+        // The cause is read after the look: a reader that heard of a break
+        // keeps it before it lets go of the read half.
         self.is_dead(conn)
-            && self.end_locked(&mut slot, conn, DisconnectReason::PeerClosed, Intent::Keep)
+            && self.end_locked(&mut slot, conn, ending::at_end(conn.broken()), Intent::Keep)
     }
 
     /// Every state change of an ending connection, then the news of it:
@@ -245,7 +249,21 @@ impl Endpoint {
         }
         Counters::add(&self.counters.disconnects, 1);
         let peer = conn.peer();
-        log::info!("{}: disconnected from {peer}: {reason}", self.log_name);
+        if reason == DisconnectReason::PeerUnresponsive {
+            Counters::add(&self.counters.peers_unresponsive, 1);
+            match self.config.dead_peer_timeout {
+                bound if bound.is_zero() => log::warn!(
+                    "{}: disconnected from {peer}: it stopped answering (past the system's keepalive and retransmission limits)",
+                    self.log_name
+                ),
+                bound => log::warn!(
+                    "{}: disconnected from {peer}: it stopped answering (silent for the dead-peer bound, {bound:?})",
+                    self.log_name
+                ),
+            }
+        } else {
+            log::info!("{}: disconnected from {peer}: {reason}", self.log_name);
+        }
         self.events
             .publish(&ConnectionEvent::Disconnected { peer, reason });
         true
@@ -315,7 +333,7 @@ impl Endpoint {
     /// the read half held, so the two cannot deadlock.
     fn is_dead(&self, conn: &Arc<Connection>) -> bool {
         const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
-        if !matches!(conn.transport().peek_now(), Ok(Peek::Eof) | Err(_)) {
+        if !matches!(conn.peek_now(), Ok(Peek::Eof) | Err(_)) {
             return false;
         }
         self.reader

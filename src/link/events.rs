@@ -48,6 +48,11 @@ pub enum DisconnectReason {
     ClosedLocally,
     /// A read-loop server's heartbeat monitor heard nothing in time.
     HeartbeatMissed,
+    /// The peer stopped answering: the system gave up on it after the
+    /// dead-peer bound (see
+    /// [`Builder::dead_peer_timeout`](crate::builder::Builder::dead_peer_timeout)),
+    /// without a word from it (powered off, cable pulled, host frozen).
+    PeerUnresponsive,
     /// The connection broke: reset, broken pipe, keepalive failure. The
     /// error that ended it.
     Error(Arc<Error>),
@@ -80,6 +85,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::PeerClosed => f.write_str("the peer closed the connection"),
             DisconnectReason::ClosedLocally => f.write_str("closed locally"),
             DisconnectReason::HeartbeatMissed => f.write_str("no heartbeat in time"),
+            DisconnectReason::PeerUnresponsive => f.write_str("the peer stopped answering"),
             DisconnectReason::Error(e) => write!(f, "{}", Chain(&**e)),
             DisconnectReason::HandlerFailed(e) => {
                 write!(f, "the read-loop handler failed: {}", Chain(&**e))

@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::connection::{closed_locally, remaining, Connection};
+use super::connection::{remaining, Connection};
 use super::shared_codec::{CodecCache, SharedCodec};
 use super::socket::Peek;
 use super::stats::Counters;
@@ -95,6 +95,11 @@ impl<S: Default> Half<S> {
         self.conn = conn;
     }
 
+    /// How the connection it serves broke, if a thread heard.
+    pub(crate) fn broken(&self) -> Option<super::connection::Broken> {
+        self.conn.as_ref().and_then(|c| c.broken())
+    }
+
     /// Lets go of a connection that has ended, so its socket closes with
     /// the last reference; the next call rebinds.
     pub(crate) fn release(&mut self) -> Option<Arc<Connection>> {
@@ -149,6 +154,14 @@ impl ReadHalf {
             .and_then(|frame| decode(frame, codec));
         src.finish();
         let drained = frames.at_eof() && frames.buffered().is_empty();
+        // The system told another thread why the connection broke, and
+        // this one met only the end of the stream: with nothing cut short,
+        // it gets the cause too.
+        if let (Some(cause), Err(Error::IncompleteRead(e))) = (conn.broken(), &result) {
+            if e.partial.is_empty() {
+                result = Err(cause.error());
+            }
+        }
         if conn.is_closing() {
             // An end of file or a cut-short wait caused by our own
             // shutdown: report it as the connection error it is, not as
@@ -159,7 +172,7 @@ impl ReadHalf {
                 Err(e) => matches!(e, Error::Timeout),
             };
             if ours {
-                result = Err(closed_locally());
+                result = Err(conn.ended_error());
             }
         }
         ReadOutcome { result, drained }
@@ -243,19 +256,18 @@ impl<'a> Source<'a> {
 impl Read for Source<'_> {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let transport = self.conn.transport();
         match self.wait {
             Wait::Block => {}
             // With data (or end of file) waiting, a blocking read returns
             // at once; and the caller holds the read half, so no other
             // reader can take the data in between.
             Wait::Never => {
-                if transport.peek_now()? == Peek::Empty {
+                if self.conn.peek_now()? == Peek::Empty {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
             Wait::Until(deadline) => {
-                let socket = transport.socket();
+                let socket = self.conn.transport().socket();
                 let own = match self.narrowed {
                     Some(own) => own,
                     None => *self.narrowed.insert(socket.read_timeout()?),
@@ -266,7 +278,7 @@ impl Read for Source<'_> {
                 }
             }
         }
-        let n = transport.read(buf)?;
+        let n = self.conn.read(buf)?;
         // Only ever written with the read half locked.
         Counters::add_exclusive(&self.counters.bytes_read, n as u64);
         Ok(n)

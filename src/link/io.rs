@@ -38,7 +38,8 @@ impl Endpoint {
         if out.result.is_ok() && request.is_frame() {
             Counters::add_exclusive(&self.counters.frames_read, 1);
         }
-        match ending::after_read(out.result.as_ref().err(), out.drained) {
+        let cause = half.broken();
+        match ending::after_read(out.result.as_ref().err(), out.drained, cause) {
             Some(reason) => self.end(half, reason),
             None => self.release_if_stale(&mut half),
         }

@@ -24,10 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
+use super::ending;
 use super::endpoint::{Endpoint, Intent};
-use super::events::DisconnectReason;
 use super::socket::{Peek, WAITS_FOR_HANGUP_ONLY};
-use crate::error::Error;
 
 /// The first pause after a hang-up found bytes unread.
 const FIRST_LOOK: Duration = Duration::from_millis(1);
@@ -50,7 +49,7 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
     };
     loop {
         let started = Instant::now();
-        let looked = conn.transport().wait_hangup();
+        let looked = conn.wait_hangup();
         if conn.is_closing() {
             return;
         }
@@ -70,8 +69,7 @@ fn watch(ep: &Endpoint, conn: &Arc<Connection>, interval: Duration) {
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => {
-                let reason = DisconnectReason::Error(Arc::new(Error::ConnectionLost(e)));
-                ep.detach(conn, reason, Intent::Keep);
+                ep.detach(conn, ending::broken(&e), Intent::Keep);
                 return;
             }
         }

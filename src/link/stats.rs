@@ -35,6 +35,9 @@ pub struct Stats {
     pub connections_rejected: u64,
     /// Times a connected peer went away, for whatever reason.
     pub disconnects: u64,
+    /// Of those, the peers that stopped answering (see
+    /// [`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive)).
+    pub peers_unresponsive: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -47,6 +50,7 @@ pub(crate) struct Counters {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) disconnects: AtomicU64,
+    pub(crate) peers_unresponsive: AtomicU64,
 }
 
 impl Counters {
@@ -70,6 +74,7 @@ impl Counters {
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_rejected: self.connections_rejected.load(Relaxed),
             disconnects: self.disconnects.load(Relaxed),
+            peers_unresponsive: self.peers_unresponsive.load(Relaxed),
         }
     }
 }
