@@ -84,7 +84,7 @@ fn the_monitor_does_not_wake_for_messages() {
     let monitor = "tcpip-monitor Q"; // "tcpip-monitor Quiet", cut to 15 bytes
                                      // Let the monitor reach its wait (the connect wakes it once).
     thread::sleep(Duration::from_millis(50));
-    let before = support::context_switches(monitor).expect("the monitor thread");
+    let before = support::proc::context_switches(monitor).expect("the monitor thread");
     let mut line = String::new();
     for i in 0..MESSAGES {
         peer.write_all(format!("tick {i}\r\n").as_bytes())
@@ -94,7 +94,7 @@ fn the_monitor_does_not_wake_for_messages() {
         assert_eq!(line, format!("tick {i}\r\n"));
         thread::sleep(Duration::from_micros(500));
     }
-    let woke = support::context_switches(monitor).expect("the monitor thread") - before;
+    let woke = support::proc::context_switches(monitor).expect("the monitor thread") - before;
     eprintln!("monitor switches over {MESSAGES} messages: {woke}");
     assert!(
         woke <= 2,
@@ -177,7 +177,7 @@ fn a_hang_up_with_bytes_unread_is_reported_once_they_are_read() {
     calls.assert_no_more(Duration::from_millis(300));
     assert!(server.connected(), "a line is unread: still connected");
     #[cfg(target_os = "linux")]
-    let before = support::context_switches("tcpip-monitor U").expect("the monitor thread");
+    let before = support::proc::context_switches("tcpip-monitor U").expect("the monitor thread");
     thread::sleep(Duration::from_millis(300));
     #[cfg(target_os = "linux")]
     {
@@ -185,7 +185,7 @@ fn a_hang_up_with_bytes_unread_is_reported_once_they_are_read() {
         // each is 256 ms or more. A monitor spinning on the hang-up (poll
         // returns at once once the peer closed) would show thousands.
         let woke =
-            support::context_switches("tcpip-monitor U").expect("the monitor thread") - before;
+            support::proc::context_switches("tcpip-monitor U").expect("the monitor thread") - before;
         assert!(woke <= 10, "the monitor woke {woke} times in 300 ms");
     }
     assert_eq!(server.read_str().expect("the unread line"), "last words");

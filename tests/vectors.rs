@@ -124,6 +124,40 @@ fn b14_every_encoding_case_holds_both_ways_over_the_wire() {
     assert!(server.connected() && client.connected());
 }
 
+/// Undecodable frames beyond the vectors (valid text before the bad
+/// bytes, big-endian UTF-32): the error holds the whole frame, the frame
+/// is consumed and the next line reads.
+#[test]
+fn b14_undecodable_frames_beyond_the_vectors_are_errors_with_the_bytes() {
+    let _w = watchdog(Duration::from_secs(30));
+    let (server, client) = pair();
+    let cases: [(Encoding, &[u8], usize); 5] = [
+        (Encoding::Utf8, b"caf\xe9 \xff", 3),
+        (Encoding::Utf8, b"ok\xff\xfe", 2),
+        (Encoding::Ascii, b"plain \x80", 6),
+        (Encoding::Utf16Le, b"a\x00\x00\xd8", 2),
+        (Encoding::Utf32Be, b"\x00\x11\x00\x00", 0),
+    ];
+    for (encoding, bad, position) in cases {
+        set_codec(&server, encoding, DEFAULT_TERMINATOR);
+        set_codec(&client, encoding, DEFAULT_TERMINATOR);
+        client
+            .write(&[bad, DEFAULT_TERMINATOR].concat())
+            .expect("write");
+        client.write_str("clean").expect("write_str");
+        match server.read_str() {
+            Err(Error::Decode(e)) => {
+                assert_eq!(e.bytes, bad, "{encoding}");
+                assert_eq!(e.encoding, encoding);
+                assert_eq!(e.position, position, "{encoding}");
+            }
+            other => panic!("{encoding}: expected Decode, got {other:?}"),
+        }
+        assert!(server.connected(), "{encoding}");
+        assert_eq!(server.read_str().expect("next line"), "clean", "{encoding}");
+    }
+}
+
 #[test]
 fn b14_utf16_and_utf32_read_either_byte_order_mark() {
     let _w = watchdog(Duration::from_secs(30));
@@ -240,6 +274,39 @@ fn b15_invalid_json_is_an_error_holding_the_line_and_the_link_stays_open() {
             serde_json::json!([1])
         );
     }
+
+    // Beyond the vectors: an empty line, a lone surrogate escape, a raw
+    // tab in a string, a trailing comma, two strings without a comma.
+    for line in [
+        "",
+        r#""tab	\ud800""#,
+        r#"{"a": 1,}"#,
+        "NaN",
+        "[1, 2",
+        r#"{"k": "v" "w"}"#,
+    ] {
+        client.write_str(line).expect("write_str");
+        client.write_str("[2]").expect("write_str");
+        assert_json_error(server.read_json(), line);
+        assert_eq!(
+            server.read_json::<Value>().expect("the next line"),
+            serde_json::json!([2]),
+            "{line:?}"
+        );
+    }
+
+    // A line that is not text in the encoding is a decode error, not a
+    // JSON error; it is consumed too.
+    client.write(b"\"caf\xe9\"\r\n").expect("write");
+    match server.read_json::<Value>() {
+        Err(Error::Decode(e)) => assert_eq!(e.bytes, b"\"caf\xe9\""),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    client.write_str("[3]").expect("write_str");
+    assert_eq!(
+        server.read_json::<Value>().expect("next"),
+        serde_json::json!([3])
+    );
 
     // NaN and Infinity, which Python's json.dumps writes, are refused
     // (documented): serde_json reads JSON only.

@@ -1,20 +1,24 @@
 //! Shared helpers for the integration tests: a watchdog that turns a hang
 //! into a failure, generous bounds, a log capture, and a raw `std::net`
-//! peer for the crate's server.
+//! peer for the crate's server. The /proc probes of the process are in
+//! [`proc`] (Linux only), for the binaries that measure the process.
 #![allow(dead_code)]
 
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod proc;
 pub mod reference;
 
 use std::borrow::BorrowMut;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use ts_tcpip::OneClientServer;
+use ts_tcpip::testing::{self, CallbackRecorder};
+use ts_tcpip::{Client, Link, OneClientServer};
 
 /// A generous bound for things that must happen (a connect, a line, an
 /// EOF). Never a measure of speed: only "it did not hang".
@@ -78,12 +82,43 @@ pub fn init_log() {
 /// `needles` (records of every test in the process are kept: put a unique
 /// name, such as the server's, among the needles).
 pub fn logged(needles: &[&str]) -> bool {
+    !logs_with(needles).is_empty()
+}
+
+/// Every record logged since [`init_log`] that contains all of `needles`,
+/// as `"LEVEL target: message"`.
+pub fn logs_with(needles: &[&str]) -> Vec<String> {
     records()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .any(|r| needles.iter().all(|n| r.contains(n)))
+        .filter(|r| needles.iter().all(|n| r.contains(n)))
+        .cloned()
+        .collect()
 }
+
+/// Waits up to `timeout` for a record that contains every one of
+/// `needles` (the logger says when one comes) and returns it.
+pub fn wait_logged(needles: &[&str], timeout: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut records = records().lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(r) = records
+            .iter()
+            .find(|r| needles.iter().all(|n| r.contains(n)))
+        {
+            return Some(r.clone());
+        }
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        records = LOGGED
+            .wait_timeout(records, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// Told of every new record.
+static LOGGED: Condvar = Condvar::new();
 
 fn records() -> &'static Mutex<Vec<String>> {
     static RECORDS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
@@ -106,6 +141,7 @@ impl log::Log for Capture {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(line);
+        LOGGED.notify_all();
     }
 
     fn flush(&self) {}
@@ -218,73 +254,74 @@ pub fn recv_buffered_line(reader: &mut BufReader<TcpStream>) -> String {
     line
 }
 
-/// Open file descriptors of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
+/// Window for asserting that something does NOT happen (no callback, a
+/// read still blocked). Never waited on as "enough" for anything.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// A line each way between `server` and a connected crate `client`.
+#[track_caller]
+pub fn exchange(server: &OneClientServer, client: &Client, tag: &str) {
+    client.set_read_timeout(Some(WAIT));
+    server.set_read_timeout(Some(WAIT));
+    client
+        .write_str(&format!("to server {tag}"))
+        .expect("client write");
+    assert_eq!(
+        server.read_str().expect("server read"),
+        format!("to server {tag}")
+    );
+    server
+        .write_str(&format!("to client {tag}"))
+        .expect("server write");
+    assert_eq!(
+        client.read_str().expect("client read"),
+        format!("to client {tag}")
+    );
 }
 
-/// The names of this process's threads.
-pub fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_owned())
-        .collect()
+/// A line each way between `server` and a raw peer.
+#[track_caller]
+pub fn exchange_raw(server: &OneClientServer, peer: &mut TcpStream, tag: &str) {
+    server.set_read_timeout(Some(WAIT));
+    send_line(peer, &format!("to server {tag}"));
+    assert_eq!(
+        server.read_str().expect("server read"),
+        format!("to server {tag}")
+    );
+    server
+        .write_str(&format!("to client {tag}"))
+        .expect("server write");
+    assert_eq!(recv_line(peer), format!("to client {tag}"));
 }
 
-/// Threads of this process.
-pub fn all_threads() -> usize {
-    thread_names().len()
+/// A server on 127.0.0.1:0 named `name`, with `calls` as its callback, a
+/// raw peer it has taken, and a read timeout of [`WAIT`] so that a broken
+/// read fails instead of hanging.
+pub fn served(name: &str, calls: &CallbackRecorder) -> (OneClientServer, TcpStream) {
+    let builder = OneClientServer::builder()
+        .name(name)
+        .connect_callback(calls.callback());
+    let server = testing::start_server(builder).expect("server starts");
+    let peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("peer taken");
+    calls.assert_next_connected(true, WAIT);
+    server.set_read_timeout(Some(WAIT));
+    (server, peer)
 }
 
-/// Context switches so far of the thread whose name is `name` (as
-/// /proc shows it: the first 15 bytes), or None if there is none.
-pub fn context_switches(name: &str) -> Option<u64> {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    let task = tasks.flatten().find(|task| {
-        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
-    })?;
-    let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-    let count = |key: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(key))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    };
-    Some(count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?)
+/// A new raw peer is taken and served both ways.
+#[track_caller]
+pub fn serves_next_peer(server: &OneClientServer, calls: &CallbackRecorder, tag: &str) {
+    let mut next = raw_client(server);
+    server.wait_connected(WAIT).expect("next peer taken");
+    calls.assert_next_connected(true, WAIT);
+    exchange_raw(server, &mut next, tag);
 }
 
-/// Threads of the crate: every one it starts is named `tcpip-...`.
-pub fn crate_threads() -> usize {
-    thread_names()
-        .iter()
-        .filter(|n| n.starts_with("tcpip-"))
-        .count()
-}
-
-/// The process's resident set, in bytes.
-pub fn vm_rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<usize>().ok())
-        .expect("a VmRSS line");
-    kib * 1024
-}
-
-/// Waits (bounded) until `probe` gives `want`: a joined thread can still be
-/// listed in /proc for a moment after `join` returned, and a closed socket
-/// until the kernel has released it. Returns the last value seen.
-pub fn settles_to(want: usize, probe: impl Fn() -> usize) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    loop {
-        let now = probe();
-        if now == want || std::time::Instant::now() > deadline {
-            return now;
-        }
-        thread::yield_now();
-    }
+/// Closes `stream` with a reset (RST) instead of a clean end of file.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(stream);
 }

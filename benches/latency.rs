@@ -4,9 +4,9 @@
 //! with a client holds. Prints a markdown table with each SPEC target.
 //!
 //! ```text
-//! cargo run --release --example latency              # about 15 s
-//! cargo run --release --example latency -- --quick   # 2 s idle window, fewer trials
-//! cargo run --release --example latency -- --trials 500 --links 50
+//! cargo bench --bench latency              # about 15 s
+//! cargo bench --bench latency -- --quick   # 2 s idle window, fewer trials
+//! cargo bench --bench latency -- --trials 500 --links 50
 //! ```
 //!
 //! Linux only: CPU time, memory and threads come from `/proc/self`.
@@ -45,6 +45,8 @@ fn parse_args() -> std::result::Result<Options, String> {
                 .map_err(|_| format!("bad count {value:?} for {arg}"))
         };
         match arg.as_str() {
+            // `cargo bench` passes it to every bench.
+            "--bench" => {}
             "--quick" => {
                 options.idle = Duration::from_secs(2);
                 options.trials = 50;

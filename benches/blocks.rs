@@ -2,7 +2,7 @@
 //! std::net, in interleaved runs.
 //!
 //! ```text
-//! cargo run --release --example blocks [RUNS] [BLOCKS]    # default 20 2000
+//! cargo bench --bench blocks [-- RUNS [BLOCKS]]    # default 20 2000
 //! ```
 //!
 //! Two threads on a small VM make this workload bimodal (each side, run to
@@ -73,7 +73,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    // `cargo bench` passes `--bench` to every bench: skip it.
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .map(|a| a.parse::<usize>());
     let runs = args.next().transpose()?.unwrap_or(20).max(1);
     let blocks = args.next().transpose()?.unwrap_or(2000).max(1);
     let block: Vec<u8> = (0..BLOCK).map(|i| i as u8).collect();

@@ -1,0 +1,79 @@
+//! What the crate logs, through a capturing `log::Log` (support's
+//! `init_log`): the names it logs under, and the level of a client that
+//! leaves normally. Its own binary: the logger is the process's.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{init_log, logs_with, wait_logged, watchdog, WAIT};
+use ts_tcpip::testing;
+use ts_tcpip::*;
+
+/// An unnamed server logs as `OneClientServer(<its address>)`, an unnamed
+/// client as `Client(<host>:<port>)`, never with empty parentheses.
+#[test]
+fn an_unnamed_end_logs_with_its_address() {
+    let _w = watchdog(Duration::from_secs(30));
+    init_log();
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let addr = server.local_addrs()[0];
+    let client = testing::connect_client(&server, true).expect("client");
+    let server_name = format!("OneClientServer({addr})");
+    let client_name = format!("Client({}:{})", addr.ip(), addr.port());
+    for name in [&server_name, &client_name] {
+        let record = wait_logged(&[name.as_str(), "connected to"], WAIT);
+        assert!(record.is_some(), "nothing logged as {name}");
+    }
+    drop(client);
+    drop(server);
+    assert_eq!(logs_with(&["OneClientServer()"]), Vec::<String>::new());
+    assert_eq!(logs_with(&["Client()"]), Vec::<String>::new());
+}
+
+/// A client that closes its connection between messages is the normal
+/// end of a read-loop server's connection: an INFO record, no ERROR, and
+/// no talk of "end of file after 0 bytes".
+#[test]
+fn a_client_leaving_a_read_loop_server_is_logged_at_info() {
+    let _w = watchdog(Duration::from_secs(30));
+    init_log();
+    let name = "rl-client-leaves";
+    let server = OneClientReadLoopServer::builder()
+        .name(name)
+        .start_fn(|server| {
+            let line = server.read_str()?;
+            server.write_str(&line)
+        })
+        .expect("server");
+    let events = server.events();
+    let client = Client::builder()
+        .port(server.port())
+        .read_timeout(Some(WAIT))
+        .connect()
+        .expect("client");
+    client.write_str("hello").expect("write");
+    assert_eq!(client.read_str().expect("echo"), "hello");
+    client.close();
+    let left = loop {
+        match events.recv_timeout(WAIT).expect("an event") {
+            ConnectionEvent::Disconnected { reason, .. } => break reason,
+            ConnectionEvent::Connected { .. } => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(left, DisconnectReason::PeerClosed);
+    let record = wait_logged(&[name, "left"], WAIT).expect("the client's leaving is logged");
+    assert!(record.starts_with("INFO "), "{record}");
+    let errors: Vec<String> = logs_with(&[name])
+        .into_iter()
+        .filter(|r| r.starts_with("ERROR ") || r.starts_with("WARN "))
+        .collect();
+    assert_eq!(
+        errors,
+        Vec::<String>::new(),
+        "a normal leave logged as a fault"
+    );
+    let eof = logs_with(&[name, "end of file after 0 bytes"]);
+    assert_eq!(eof, Vec::<String>::new());
+}
