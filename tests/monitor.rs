@@ -184,8 +184,8 @@ fn a_hang_up_with_bytes_unread_is_reported_once_they_are_read() {
         // Pauses of 1, 2, 4 ... ms, doubling up to the interval: by now
         // each is 256 ms or more. A monitor spinning on the hang-up (poll
         // returns at once once the peer closed) would show thousands.
-        let woke =
-            support::proc::context_switches("tcpip-monitor U").expect("the monitor thread") - before;
+        let woke = support::proc::context_switches("tcpip-monitor U").expect("the monitor thread")
+            - before;
         assert!(woke <= 10, "the monitor woke {woke} times in 300 ms");
     }
     assert_eq!(server.read_str().expect("the unread line"), "last words");

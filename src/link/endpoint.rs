@@ -146,18 +146,18 @@ impl Endpoint {
     }
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) {
-        let slot = self.slot.lock();
-        let mut timeouts = self.timeouts.lock();
-        timeouts.read = timeout;
-        if let Some(conn) = slot.conn() {
-            let _ = apply_timeouts(conn, *timeouts);
-        }
+        self.set_timeouts(|t| t.read = timeout);
     }
 
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.set_timeouts(|t| t.write = timeout);
+    }
+
+    /// Changes the timeouts of this and every later connection.
+    fn set_timeouts(&self, change: impl FnOnce(&mut Timeouts)) {
         let slot = self.slot.lock();
         let mut timeouts = self.timeouts.lock();
-        timeouts.write = timeout;
+        change(&mut timeouts);
         if let Some(conn) = slot.conn() {
             let _ = apply_timeouts(conn, *timeouts);
         }

@@ -95,6 +95,14 @@ impl<S: Default> Half<S> {
         self.conn = conn;
     }
 
+    /// The connection, the codec (refreshed if it changed) and what the
+    /// half keeps, borrowed apart for one call; None when unbound.
+    #[inline]
+    fn parts(&mut self, shared: &SharedCodec) -> Option<(&Connection, &Codec, &mut S)> {
+        let conn = self.conn.as_deref()?;
+        Some((conn, self.codec.get(shared), &mut self.state))
+    }
+
     /// How the connection it serves broke, if a thread heard.
     pub(crate) fn broken(&self) -> Option<super::connection::Broken> {
         self.conn.as_ref().and_then(|c| c.broken())
@@ -135,19 +143,12 @@ impl ReadHalf {
         limit: usize,
         decode: impl FnOnce(Cow<'_, [u8]>, &Codec) -> Result<T>,
     ) -> ReadOutcome<T> {
-        let Half {
-            conn,
-            codec: cache,
-            state: frames,
-            ..
-        } = self;
-        let Some(conn) = conn.as_deref() else {
+        let Some((conn, codec, frames)) = self.parts(shared) else {
             return ReadOutcome {
                 result: Err(Error::NotConnected),
                 drained: false,
             };
         };
-        let codec = cache.get(shared);
         let mut src = Source::new(conn, counters, wait);
         let mut result = frames
             .read(&mut src, request, &codec.separator, limit)
@@ -190,18 +191,11 @@ impl WriteHalf {
         wait: Wait,
         build: impl FnOnce(&mut Vec<u8>, &Codec) -> Result<()>,
     ) -> Result<usize> {
-        let Half {
-            conn,
-            codec: cache,
-            state: scratch,
-            ..
-        } = self;
-        let Some(conn) = conn.as_deref() else {
+        let Some((conn, codec, scratch)) = self.parts(shared) else {
             return Err(Error::NotConnected);
         };
         scratch.clear();
-        let result =
-            build(scratch, cache.get(shared)).and_then(|()| conn.send(scratch, wait.deadline()));
+        let result = build(scratch, codec).and_then(|()| conn.send(scratch, wait.deadline()));
         shrink(scratch);
         result
     }
@@ -306,33 +300,24 @@ mod tests {
         Ok(frame.into_owned())
     }
 
+    /// One read through the terminator, waiting as `wait` says.
+    fn terminated(half: &mut ReadHalf, codec: &SharedCodec, wait: Wait) -> ReadOutcome<Vec<u8>> {
+        let counters = Counters::default();
+        half.read(codec, &counters, wait, Request::Terminated, 100, line)
+    }
+
     #[test]
     fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
         let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let counters = Counters::default();
         let ((first, mut peer), (second, _peer2)) = (connection(), connection());
         let mut half = ReadHalf::new(&codec);
         half.rebind(2, Some(first.clone()));
         peer.write_all(b"one\npartial").expect("send");
-        let one = half.read(
-            &codec,
-            &counters,
-            Wait::Block,
-            Request::Terminated,
-            100,
-            line,
-        );
+        let one = terminated(&mut half, &codec, Wait::Block);
         assert_eq!(one.result.expect("a line"), b"one\n");
         let deadline = Instant::now() + Duration::from_secs(10);
         while half.buffered() != b"partial" && Instant::now() < deadline {
-            let _ = half.read(
-                &codec,
-                &counters,
-                Wait::Never,
-                Request::Terminated,
-                100,
-                line,
-            );
+            let _ = terminated(&mut half, &codec, Wait::Never);
         }
         assert_eq!(half.buffered(), b"partial");
 
@@ -378,7 +363,6 @@ mod tests {
     #[test]
     fn a_deadline_times_out_keeps_the_partial_frame_and_restores_the_link_timeout() {
         let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let counters = Counters::default();
         let (conn, mut peer) = connection();
         let own = Some(Duration::from_secs(30));
         conn.transport()
@@ -389,7 +373,7 @@ mod tests {
         half.rebind(1, Some(conn.clone()));
         peer.write_all(b"part").expect("send");
         let soon = Wait::Until(Instant::now() + Duration::from_millis(50));
-        let out = half.read(&codec, &counters, soon, Request::Terminated, 100, line);
+        let out = terminated(&mut half, &codec, soon);
         assert!(
             matches!(out.result, Err(Error::Timeout)),
             "{:?}",
@@ -398,14 +382,7 @@ mod tests {
         assert_eq!(half.buffered(), b"part");
         assert_eq!(conn.transport().socket().read_timeout().expect("get"), own);
         peer.write_all(b"ial\n").expect("send");
-        let out = half.read(
-            &codec,
-            &counters,
-            Wait::Block,
-            Request::Terminated,
-            100,
-            line,
-        );
+        let out = terminated(&mut half, &codec, Wait::Block);
         assert_eq!(out.result.expect("the rest"), b"partial\n");
     }
 }
