@@ -18,15 +18,17 @@ use crate::error::Error;
 /// end it as closed by the peer, unless another thread heard that it
 /// broke. Anything else (a timeout, an overrun, undecodable text) leaves
 /// it open: the stream is still good.
+#[inline]
 pub(crate) fn after_read(
     error: Option<&Error>,
     drained: bool,
-    cause: Option<Broken>,
+    cause: impl FnOnce() -> Option<Broken>,
 ) -> Option<DisconnectReason> {
     match error {
+        None if !drained => None,
         Some(Error::ConnectionLost(io)) => Some(broken(io)),
-        Some(e) if e.is_connection_error() => Some(at_end(cause)),
-        _ if drained => Some(at_end(cause)),
+        Some(e) if e.is_connection_error() => Some(at_end(cause())),
+        _ if drained => Some(at_end(cause())),
         _ => None,
     }
 }
@@ -75,7 +77,7 @@ mod tests {
     fn a_broken_connection_ends_with_its_error() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         let reset = io::Error::from_raw_os_error(reset.raw_os_error().unwrap_or(104));
-        let reason = after_read(Some(&Error::ConnectionLost(reset)), false, None);
+        let reason = after_read(Some(&Error::ConnectionLost(reset)), false, || None);
         let Some(DisconnectReason::Error(e)) = reason else {
             panic!("{reason:?}")
         };
@@ -90,9 +92,12 @@ mod tests {
     fn end_of_file_ends_as_closed_by_the_peer() {
         let eof = Error::incomplete(b"par".to_vec(), None);
         let closed = Some(DisconnectReason::PeerClosed);
-        assert_eq!(after_read(Some(&eof), true, None), closed);
-        assert_eq!(after_read(None, true, None), closed);
-        assert_eq!(after_read(Some(&Error::NotConnected), false, None), closed);
+        assert_eq!(after_read(Some(&eof), true, || None), closed);
+        assert_eq!(after_read(None, true, || None), closed);
+        assert_eq!(
+            after_read(Some(&Error::NotConnected), false, || None),
+            closed
+        );
     }
 
     /// The system tells one thread that it gave up on the peer; the others
@@ -108,10 +113,10 @@ mod tests {
         });
         let unresponsive = Some(DisconnectReason::PeerUnresponsive);
         let lost = Error::ConnectionLost(timed_out);
-        assert_eq!(after_read(Some(&lost), false, None), unresponsive);
+        assert_eq!(after_read(Some(&lost), false, || None), unresponsive);
         let eof = Error::incomplete(Vec::new(), None);
-        assert_eq!(after_read(Some(&eof), true, heard), unresponsive);
-        assert_eq!(after_read(None, true, heard), unresponsive);
+        assert_eq!(after_read(Some(&eof), true, || heard), unresponsive);
+        assert_eq!(after_read(None, true, || heard), unresponsive);
         assert_eq!(after_write(&lost), unresponsive);
         // A write cut short by the socket's own timeout is not the peer's
         // silence: the crate's error, with no system code.
@@ -132,15 +137,15 @@ mod tests {
             Error::overrun(10, 11),
             Error::decode(vec![0xff], crate::encoding::Encoding::Utf8, 0, "invalid"),
         ] {
-            assert_eq!(after_read(Some(&kept), false, None), None, "{kept}");
+            assert_eq!(after_read(Some(&kept), false, || None), None, "{kept}");
             assert_eq!(after_write(&kept), None, "{kept}");
         }
-        assert_eq!(after_read(None, false, None), None);
+        assert_eq!(after_read(None, false, || None), None);
         // Undecodable text read just before the peer's end of file: the
         // frame is consumed and nothing is left, so the link ends.
         let undecodable = Error::decode(vec![0xff], crate::encoding::Encoding::Utf8, 0, "invalid");
         assert_eq!(
-            after_read(Some(&undecodable), true, None),
+            after_read(Some(&undecodable), true, || None),
             Some(DisconnectReason::PeerClosed)
         );
     }

@@ -158,8 +158,8 @@ impl ReadHalf {
         // The system told another thread why the connection broke, and
         // this one met only the end of the stream: with nothing cut short,
         // it gets the cause too.
-        if let (Some(cause), Err(Error::IncompleteRead(e))) = (conn.broken(), &result) {
-            if e.partial.is_empty() {
+        if let Err(Error::IncompleteRead(e)) = &result {
+            if let (true, Some(cause)) = (e.partial.is_empty(), conn.broken()) {
                 result = Err(cause.error());
             }
         }

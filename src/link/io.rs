@@ -38,8 +38,8 @@ impl Endpoint {
         if out.result.is_ok() && request.is_frame() {
             Counters::add_exclusive(&self.counters.frames_read, 1);
         }
-        let cause = half.broken();
-        match ending::after_read(out.result.as_ref().err(), out.drained, cause) {
+        let reason = ending::after_read(out.result.as_ref().err(), out.drained, || half.broken());
+        match reason {
             Some(reason) => self.end(half, reason),
             None => self.release_if_stale(&mut half),
         }
