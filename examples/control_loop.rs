@@ -8,9 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, tick};
 use serde::{Deserialize, Serialize};
-use ts_tcpip::*;
+use ts_tcpip::crossbeam_channel::{select, tick};
+use ts_tcpip::prelude::*;
+use ts_tcpip::Result;
 
 #[derive(Serialize, Deserialize, Debug)]
 struct Command {
@@ -29,7 +30,7 @@ fn start_controller(port: u16) -> Result<OneClientReadLoopServer> {
     OneClientReadLoopServer::builder()
         .port(port)
         .name("controller")
-        .start(|server: &OneClientReadLoopServer| {
+        .start_fn(|server| {
             let cmd: Command = server.read_json()?;
             server.write_json(&Reply {
                 seq: cmd.seq,
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
 
     while started.elapsed() < Duration::from_secs(3) {
         select! {
-            recv(events) -> event => println!("{:>6.3} s  event: {:?}", started.elapsed().as_secs_f64(), event.expect("client alive")),
+            recv(events) -> event => println!("{:>6.3} s  event: {}", started.elapsed().as_secs_f64(), event.expect("client alive")),
             recv(ticks) -> _ => {
                 seq += 1;
                 match client.write_json(&Command { seq, demand: seq as f64 }) {

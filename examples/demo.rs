@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use ts_tcpip::*;
+use ts_tcpip::prelude::*;
+use ts_tcpip::Result;
 
 binary_struct! {
     /// A telemetry record, packed big-endian as the controller sends it.
@@ -60,7 +61,7 @@ fn main() -> Result<()> {
     let event = events
         .recv_timeout(Duration::from_secs(5))
         .expect("the server notices");
-    println!("server event: {event:?}");
+    println!("server event: {event}");
     let stats = server.stats();
     println!(
         "server stats: {} frames read, {} written, {} bytes in, {} bytes out",

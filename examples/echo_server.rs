@@ -8,7 +8,8 @@
 
 use std::process::ExitCode;
 
-use ts_tcpip::*;
+use ts_tcpip::prelude::*;
+use ts_tcpip::Result;
 
 /// Command-line options.
 pub struct Options {
