@@ -2,13 +2,14 @@
 //! and the peeks that tell whether a peer is still there.
 
 use std::io;
+#[cfg(unix)]
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
-use crate::config::{LinkConfig, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME};
+use crate::config::{LinkConfig, KEEPALIVE_INTERVAL, KEEPALIVE_TIME};
 use crate::{Error, Result};
 
 /// Resolves `host` (None: every interface, IPv4 and IPv6) and `port` into
@@ -103,7 +104,7 @@ pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<(
             target_os = "macos",
             target_os = "freebsd"
         ))]
-        let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
+        let keepalive = keepalive.with_retries(crate::config::KEEPALIVE_PROBES);
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }
     Ok(())
@@ -142,6 +143,41 @@ pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
         Err(e) => Err(e),
     }
+}
+
+/// Looks without waiting, on Windows, which has no per-call `MSG_DONTWAIT`
+/// and where switching the socket to non-blocking mode (`FIONBIO`, a
+/// property of the socket, not of the call) would make a concurrent
+/// blocking read fail with `WouldBlock`. So: `WSAPoll` with a zero timeout
+/// (a query that changes nothing), then `FIONREAD` for how much is queued;
+/// readable with nothing queued is the peer's end of file. Through rustix,
+/// whose Winsock calls are safe (this crate forbids `unsafe`).
+///
+/// A caller that does not hold the read half can race a reader that
+/// drains the queue between the two calls and see `Eof` for an emptied
+/// live link; holders of the read half (the `try_` reads) cannot.
+#[cfg(windows)]
+pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(stream, PollFlags::RDNORM)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now))?;
+    let revents = fds[0].revents();
+    if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
+        return Err(stream
+            .take_error()?
+            .unwrap_or_else(|| io::ErrorKind::NotConnected.into()));
+    }
+    if !revents.intersects(PollFlags::RDNORM | PollFlags::HUP) {
+        return Ok(Peek::Empty);
+    }
+    Ok(match rustix::io::ioctl_fionread(stream)? {
+        0 => Peek::Eof,
+        _ => Peek::Data,
+    })
 }
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from
