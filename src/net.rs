@@ -149,13 +149,12 @@ pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
 /// and where switching the socket to non-blocking mode (`FIONBIO`, a
 /// property of the socket, not of the call) would make a concurrent
 /// blocking read fail with `WouldBlock`. So: `WSAPoll` with a zero timeout
-/// (a query that changes nothing), then `FIONREAD` for how much is queued;
-/// readable with nothing queued is the peer's end of file. Through rustix,
-/// whose Winsock calls are safe (this crate forbids `unsafe`).
-///
-/// A caller that does not hold the read half can race a reader that
-/// drains the queue between the two calls and see `Eof` for an emptied
-/// live link; holders of the read half (the `try_` reads) cannot.
+/// (a query that changes nothing), then `FIONREAD` for how much is queued.
+/// End of file is `POLLHUP` (the peer closed; it stays set) with nothing
+/// queued: "readable with nothing queued" alone would take a live link
+/// whose bytes another thread read between the two calls for a closed one.
+/// Through rustix, whose Winsock calls are safe (this crate forbids
+/// `unsafe`).
 #[cfg(windows)]
 pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -174,9 +173,14 @@ pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
     if !revents.intersects(PollFlags::RDNORM | PollFlags::HUP) {
         return Ok(Peek::Empty);
     }
-    Ok(match rustix::io::ioctl_fionread(stream)? {
-        0 => Peek::Eof,
-        _ => Peek::Data,
+    let queued = rustix::io::ioctl_fionread(stream)?;
+    Ok(if queued > 0 {
+        Peek::Data
+    } else if revents.contains(PollFlags::HUP) {
+        Peek::Eof
+    } else {
+        // Readable, then drained by a concurrent reader.
+        Peek::Empty
     })
 }
 
