@@ -1,5 +1,5 @@
 //! B16 over a real connection: write_from / read_into produce and consume
-//! exactly the bytes of vectors/structs.json, both ways; B12 for structs;
+//! exactly the bytes of tests/data/structs.json, both ways; B12 for structs;
 //! invalid struct bytes; a hand-written `BinaryStruct`.
 
 mod support;
@@ -30,10 +30,7 @@ binary_struct! {
 
 /// The first vector of each type: (type, wire bytes).
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/structs.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/structs.json");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("JSON");
     let hex = |s: &str| {

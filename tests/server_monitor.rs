@@ -8,6 +8,7 @@
 
 mod support;
 
+#[cfg(target_os = "linux")]
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! B14 and B15 over a real loopback connection: every case of
-//! vectors/encodings.json and vectors/json.json, both directions (server to
+//! tests/data/encodings.json and tests/data/json.json, both directions (server to
 //! client and client to server), byte for byte.
 
 mod support;
@@ -13,7 +13,7 @@ use ts_tcpip::*;
 use support::{watchdog, WAIT};
 
 fn vectors(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("vectors are JSON")
 }
@@ -357,5 +357,40 @@ fn write_json_escapes_non_ascii_for_ascii_and_latin1_as_python_does() {
         );
         server.write_json(&value).expect("again");
         assert_eq!(client.read_json::<Value>().expect("reads back"), value);
+    }
+}
+
+/// The vectors live in the crate (tests/data/) so that a clone with nothing
+/// beside it tests itself. Where the project's shared vectors sit beside
+/// the clone (../shared/vectors), each of them must have a byte-identical
+/// copy here, so the copies cannot drift from the source.
+#[test]
+fn tests_data_equals_the_shared_vectors_when_they_are_beside_the_clone() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/vectors");
+    if !shared.is_dir() {
+        println!(
+            "skipped: {} is not there (a clone on its own); tests/data/ is used as it is",
+            shared.display()
+        );
+        return;
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&shared)
+        .expect("read ../shared/vectors")
+        .map(|entry| entry.expect("entry").file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no *.json in {}", shared.display());
+    for name in &names {
+        let source = std::fs::read(shared.join(name)).expect("shared vector");
+        let copy = root.join("tests/data").join(name);
+        let copy = std::fs::read(&copy)
+            .unwrap_or_else(|e| panic!("{}: {e} (copy it from ../shared/vectors)", copy.display()));
+        assert!(
+            copy == source,
+            "tests/data/{} differs from ../shared/vectors/{0}: copy it again",
+            name.to_string_lossy()
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! reports a timeout. Every difference between platforms lives here.
 
 use std::io;
+#[cfg(unix)]
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -202,6 +203,45 @@ pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
         Err(e) => Err(e),
     }
+}
+
+/// Looks without waiting, on Windows, which has no per-call `MSG_DONTWAIT`
+/// and where switching the socket to non-blocking mode (`FIONBIO`, a
+/// property of the socket, not of the call) would make a concurrent
+/// blocking read fail with `WouldBlock`. So: `WSAPoll` with a zero timeout
+/// (a query that changes nothing), then `FIONREAD` for how much is queued.
+/// End of file is `POLLHUP` (the peer closed; it stays set) with nothing
+/// queued: "readable with nothing queued" alone would take a live link
+/// whose bytes another thread read between the two calls for a closed one.
+/// Through rustix, whose Winsock calls are safe (this crate forbids
+/// `unsafe`).
+#[cfg(windows)]
+pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(stream, PollFlags::RDNORM)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now))?;
+    let revents = fds[0].revents();
+    if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
+        return Err(stream
+            .take_error()?
+            .unwrap_or_else(|| io::ErrorKind::NotConnected.into()));
+    }
+    if !revents.intersects(PollFlags::RDNORM | PollFlags::HUP) {
+        return Ok(Peek::Empty);
+    }
+    let queued = rustix::io::ioctl_fionread(stream)?;
+    Ok(if queued > 0 {
+        Peek::Data
+    } else if revents.contains(PollFlags::HUP) {
+        Peek::Eof
+    } else {
+        // Readable, then drained by a concurrent reader.
+        Peek::Empty
+    })
 }
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from

@@ -117,11 +117,8 @@ fn check_case(case: &Value) {
 
 #[test]
 fn every_vector_encodes_to_its_bytes_and_decodes_to_its_fields() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/structs.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/vectors/structs.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/structs.json");
+    let text = std::fs::read_to_string(path).expect("tests/data/structs.json");
     let doc: Value = serde_json::from_str(&text).expect("JSON");
     let cases = doc["structs"].as_array().expect("structs");
     assert!(cases.len() >= 7);

@@ -5,11 +5,8 @@ use super::*;
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/encodings.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/vectors/encodings.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/encodings.json");
+    let text = std::fs::read_to_string(path).expect("tests/data/encodings.json");
     serde_json::from_str(&text).expect("valid JSON")
 }
 
