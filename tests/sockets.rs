@@ -5,8 +5,7 @@
 mod support;
 
 #[cfg(target_os = "linux")]
-use std::net::SocketAddr;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use support::{raw_client, recv_line, send_line, watchdog, WAIT};

@@ -269,11 +269,7 @@ pub(crate) fn wake_accept(listener: &Socket) {
 /// so it is a lost connection. Windows reports its socket timeouts as
 /// `TimedOut`.
 pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
-    match kind {
-        io::ErrorKind::WouldBlock => true,
-        io::ErrorKind::TimedOut => cfg!(windows),
-        _ => false,
-    }
+    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
 }
 
 /// A socket error as the layers above expect it: the socket's own timeout
