@@ -207,7 +207,7 @@ impl Target {
         let stream = socket::connect(&self.host, self.port, self.connect_timeout)?;
         socket::configure(&stream, link)?;
         let peer = stream.peer_addr()?;
-        Ok(Connection::new(Tcp(stream), peer))
+        Ok(Connection::new(Tcp::new(stream)?, peer))
     }
 }
 

@@ -314,7 +314,14 @@ impl Listening {
                 self.ep.log_name
             );
         }
-        let conn = Arc::new(Connection::new(Tcp(stream), peer));
+        let transport = match Tcp::new(stream) {
+            Ok(transport) => transport,
+            Err(e) => {
+                log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name);
+                return;
+            }
+        };
+        let conn = Arc::new(Connection::new(transport, peer));
         if let Err(rejected) = self.ep.attach(conn, Takeover::IfDead) {
             if self.ep.is_closed() {
                 log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
