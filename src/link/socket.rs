@@ -34,8 +34,7 @@ pub(crate) fn listen_addrs(host: Option<&str>, port: u16) -> Result<Vec<SocketAd
 }
 
 /// Binds and listens on every address. IPv6 sockets are IPv6-only so that
-/// an IPv4 socket can share the port; SO_REUSEADDR lets a closed server's
-/// port be bound again at once, as asyncio does on Unix.
+/// an IPv4 socket can share the port; see [`reuse_address`] for the rest.
 pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<Socket>> {
     let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
     for addr in addrs {
@@ -46,7 +45,7 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
                 Type::STREAM,
                 Some(Protocol::TCP),
             )?;
-            socket.set_reuse_address(true)?;
+            reuse_address(&socket)?;
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
             }
@@ -57,6 +56,28 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
         listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
     }
     Ok(listeners)
+}
+
+/// Unix: SO_REUSEADDR, so that a closed server's port can be bound again
+/// at once while its old connections wait out TIME_WAIT (as asyncio does
+/// on Unix). A port that another socket listens on stays refused
+/// (`AddrInUse`).
+///
+/// Windows: nothing, as std and asyncio set nothing there. Windows's
+/// SO_REUSEADDR means something else: another socket could bind the port
+/// while this one listens on it and take its connections. Unset, a second
+/// bind is refused (`AddrInUse`, or `PermissionDenied`, WSAEACCES, where
+/// the other socket asked for exclusive use), and a server restarted on
+/// its port while old connections wait in TIME_WAIT binds it again under
+/// Wine (tests/client.rs; not checked on Windows itself). SO_EXCLUSIVEADDRUSE would
+/// also refuse a second socket of the same user that sets SO_REUSEADDR
+/// itself, but neither std, socket2 nor rustix sets it, and a raw
+/// `setsockopt` needs `unsafe`, which this crate forbids.
+fn reuse_address(socket: &Socket) -> io::Result<()> {
+    if cfg!(windows) {
+        return Ok(());
+    }
+    socket.set_reuse_address(true)
 }
 
 /// Connects to the first address of `host:port` that answers, all of them
