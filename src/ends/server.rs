@@ -2,9 +2,11 @@
 //! others away.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use socket2::Socket;
 
@@ -138,6 +140,9 @@ impl ServerBuilder {
             port,
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+            stopping: AtomicBool::new(false),
+            accepting: AtomicUsize::new(0),
+            released: crossbeam_channel::unbounded(),
         });
         let server = OneClientServer {
             ep,
@@ -180,6 +185,11 @@ struct Listening {
     port: u16,
     local_addrs: Vec<SocketAddr>,
     listeners: Mutex<Vec<Arc<Socket>>>,
+    /// Set by the first `close`: the accept threads return and close their
+    /// listening sockets, telling `released` each.
+    stopping: AtomicBool,
+    accepting: AtomicUsize,
+    released: (Sender<()>, Receiver<()>),
 }
 
 impl OneClientServer {
@@ -235,13 +245,12 @@ impl OneClientServer {
     /// Idempotent; dropping the server does the same (Python's `close`
     /// then `done_task`).
     pub fn close(&self) {
-        self.ep.close(Intent::Clear, || {
-            for listener in self.listening.listeners.lock().iter() {
-                socket::wake_accept(listener);
-            }
-        });
-        // The accepting threads are gone: dropping the sockets frees the port.
-        self.listening.listeners.lock().clear();
+        // The port first: a client that reconnects as soon as it is let go
+        // must be refused, not queued by a listener that is about to close
+        // (on Windows a listening socket takes connections until it is
+        // closed; `shutdown` does not stop it).
+        self.listening.stop();
+        self.ep.close(Intent::Clear, || {});
     }
 
     /// True once [`close`](Self::close) was called.
@@ -267,7 +276,13 @@ impl OneClientServer {
         ep.spawn_monitor()?;
         for listener in self.listening.listeners.lock().iter() {
             let (listening, listener) = (self.listening.clone(), listener.clone());
-            ep.spawn("accept", move || listening.accept_loop(&listener))?;
+            ep.spawn("accept", move || {
+                listening.accept_loop(&listener);
+                // The last reference: the socket closes here.
+                drop(listener);
+                let _ = listening.released.0.send(());
+            })?;
+            self.listening.accepting.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())
     }
@@ -283,10 +298,35 @@ pub(crate) fn waited(waited: Waited) -> Result<()> {
 }
 
 impl Listening {
+    /// Stops taking connections, once: wakes every accept thread and waits
+    /// (a second at most) until each has returned and closed its socket,
+    /// so that the port refuses connections on return.
+    fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let listeners = std::mem::take(&mut *self.listeners.lock());
+        for listener in &listeners {
+            socket::wake_accept(listener);
+        }
+        drop(listeners);
+        for _ in 0..self.accepting.load(Ordering::Acquire) {
+            if self
+                .released
+                .1
+                .recv_timeout(Duration::from_secs(1))
+                .is_err()
+            {
+                log::warn!("{}: an accept thread did not return", self.ep.log_name);
+                break;
+            }
+        }
+    }
+
     fn accept_loop(&self, listener: &Socket) {
         loop {
             let accepted = listener.accept();
-            if self.ep.is_closed() {
+            if self.stopping.load(Ordering::Acquire) || self.ep.is_closed() {
                 return;
             }
             match accepted {
