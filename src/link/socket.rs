@@ -398,11 +398,28 @@ impl Stream {
             PollFd::new(&self.wake.socket, PollFlags::RDNORM),
         ];
         poll(&mut fds, timespec.as_ref())?;
-        if !fds[1].revents().is_empty() && !self.wake.is_set() {
+        let (socket, wake) = (fds[0].revents(), fds[1].revents());
+        if !wake.is_empty() && !self.wake.is_set() {
             // Not ours: a connected UDP socket takes datagrams from its
             // own address only, so this cannot happen; drain it anyway so
             // that it cannot turn the wait into a busy loop.
             self.wake.drain();
+        }
+        if socket.contains(PollFlags::HUP) && !socket.intersects(events | PollFlags::ERR) {
+            // The peer hung up and stays hung up, yet the call cannot go
+            // on (a write with the send buffer full to a peer that only
+            // shut its sending side): pace the retries instead of
+            // spinning, still woken by a local close.
+            let pause = Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            let pause = match left {
+                Some(left) if left < Duration::from_millis(10) => timespec.unwrap_or(pause),
+                _ => pause,
+            };
+            let mut wake_only = [PollFd::new(&self.wake.socket, PollFlags::RDNORM)];
+            poll(&mut wake_only, Some(&pause))?;
         }
         Ok(())
     }
