@@ -26,6 +26,8 @@ pub struct ClientSide {
     heartbeat: Option<Duration>,
     reconnect: Option<Backoff>,
     callback: Option<ClientCallback>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTls>,
 }
 
 impl Default for ClientSide {
@@ -37,6 +39,8 @@ impl Default for ClientSide {
             heartbeat: None,
             reconnect: None,
             callback: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -87,6 +91,43 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks TLS with `config` (feature `tls`), verifying the server for
+    /// `server_name`; the handshake is part of each connection attempt and
+    /// bounded by the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
+    /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Config(config),
+            server_name: Some(server_name.to_owned()),
+        });
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// connecting (see
+    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)):
+    /// the CA to verify the server against, a client certificate chain and
+    /// key for a server that asks for one, and the name to verify the
+    /// server for (`None`: the host).
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        ca: impl Into<std::path::PathBuf>,
+        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+        server_name: Option<&str>,
+    ) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Pem {
+                ca: ca.into(),
+                identity,
+            },
+            server_name: server_name.map(str::to_owned),
+        });
+        self
+    }
+
     /// Called on its own thread with `true` on connecting and `false` when
     /// the link ends, once per change, in order. A panic in it is logged;
     /// it may call `close()`. Default: none.
@@ -116,7 +157,7 @@ impl ClientBuilder {
     /// ```
     pub fn connect(self) -> Result<Client> {
         self.check()?;
-        let (link, target, callback) = self.into_parts();
+        let (link, target, callback) = self.into_parts()?;
         let conn = target.connect(&link)?;
         let client = Client::new(link, target, callback)?;
         // A fresh endpoint takes its first connection.
@@ -145,7 +186,7 @@ impl ClientBuilder {
     pub fn start(mut self) -> Result<Client> {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
-        let (link, target, callback) = self.into_parts();
+        let (link, target, callback) = self.into_parts()?;
         let client = Client::new(link, target, callback)?;
         client.spawn_link_threads()?;
         Ok(client)
@@ -179,16 +220,20 @@ impl ClientBuilder {
         Ok(())
     }
 
-    fn into_parts(self) -> (LinkConfig, Target, Option<ClientCallback>) {
+    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>)> {
         let Builder { link, side } = self;
+        #[cfg(feature = "tls")]
+        let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
         let target = Target {
             host: side.host,
             port: side.port,
             connect_timeout: side.connect_timeout,
             heartbeat: side.heartbeat,
             reconnect: side.reconnect,
+            #[cfg(feature = "tls")]
+            tls,
         };
-        (link, target, side.callback)
+        Ok((link, target, side.callback))
     }
 }
 
@@ -199,14 +244,21 @@ pub(crate) struct Target {
     pub(crate) connect_timeout: Duration,
     heartbeat: Option<Duration>,
     reconnect: Option<Backoff>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTlsReady>,
 }
 
 impl Target {
-    /// One connection attempt, with the link's socket options set.
+    /// One connection attempt, with the link's socket options set (and
+    /// the TLS handshake, with TLS).
     pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
         let stream = socket::connect(&self.host, self.port, self.connect_timeout)?;
         socket::configure(&stream, link)?;
         let peer = stream.peer_addr()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.connect(stream, peer, link.tls_handshake_timeout);
+        }
         Ok(Connection::new(Tcp(stream), peer))
     }
 }
@@ -257,6 +309,8 @@ impl Client {
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 heartbeat: None,
                 reconnect: None,
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
             owner: true,
         }
