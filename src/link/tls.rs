@@ -115,7 +115,7 @@ impl Tls {
     fn absorb(&self, mut cipher: &[u8]) -> io::Result<()> {
         let mut session = self.session.lock();
         loop {
-            session.read_tls(&mut cipher)?;
+            let taken = session.read_tls(&mut cipher)?;
             if let Err(e) = session.process_new_packets() {
                 // The alert rustls made goes out before the link ends.
                 drop(session);
@@ -124,6 +124,14 @@ impl Tls {
             }
             if cipher.is_empty() {
                 break;
+            }
+            if taken == 0 {
+                // Full, with plaintext nobody has read: the reader takes
+                // it before more ciphertext comes in (it asks for at most
+                // one record at a time, so this does not happen to it).
+                return Err(io::Error::other(
+                    "TLS: received data the session has no room for",
+                ));
             }
         }
         let answer = session.wants_write();
