@@ -4,7 +4,7 @@
 //! for, or with one from another CA); a silent client does not hold up the
 //! next handshake; reads and writes on two threads, close releasing them,
 //! the monitor, try_ reads, reconnect and stats over TLS.
-#![cfg(feature = "tls")]
+#![cfg(all(feature = "tls", not(target_vendor = "apple")))]
 
 mod support;
 

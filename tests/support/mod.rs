@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 pub mod pki;
 #[cfg(target_os = "linux")]
 pub mod proc;
