@@ -633,10 +633,7 @@ fn local_addr_of_the_other_family_is_an_invalid_argument() {
     }
 }
 
-#[cfg(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 #[test]
 fn reuse_port_lets_two_servers_listen_on_one_port() {
     let _w = watchdog(Duration::from_secs(60));
@@ -674,10 +671,7 @@ fn reuse_port_lets_two_servers_listen_on_one_port() {
     exchange_raw(served, &mut peer, "reuse_port");
 }
 
-#[cfg(not(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-)))]
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
 #[test]
 fn reuse_port_is_an_invalid_argument_where_the_platform_has_none() {
     match OneClientServer::builder().reuse_port(true).start() {

@@ -203,7 +203,7 @@ impl<S: ServesOne> Builder<S> {
     /// this process or another of the same user) may listen on one
     /// address and port; the system spreads new connections between them
     /// (Linux balances them; other systems differ). Every Unix but
-    /// Solaris, illumos and Cygwin has it; elsewhere (Windows) `true`
+    /// Solaris and illumos has it; elsewhere (Windows) `true`
     /// makes `start()` fail with [`Error::InvalidArgument`] rather than
     /// leave a second server to fail with "address in use". Ignored with a
     /// [`listener`](Self::listener). Default: false.

@@ -99,12 +99,10 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
 /// As [`bind_listeners`], with SO_REUSEPORT set on each socket before it
 /// binds: several sockets (of this process or another, of the same user)
 /// may then listen on one address and port, and the system spreads the
-/// connections between them. Every Unix but Solaris, illumos and Cygwin
-/// has it.
-#[cfg(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-))]
+/// connections between them. Every Unix but Solaris and illumos has it
+/// (and Cygwin, a target only since Rust 1.86, which this crate does not
+/// build for: socket2 has no SO_REUSEPORT there).
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub(crate) fn bind_listeners_reusing_port(
     addrs: &[SocketAddr],
     backlog: i32,
@@ -131,12 +129,9 @@ pub(crate) fn bind_listeners_reusing_port(
     Ok(listeners)
 }
 
-/// Where SO_REUSEPORT is missing (Windows, Solaris, illumos, Cygwin):
+/// Where SO_REUSEPORT is missing (Windows, Solaris, illumos):
 /// refused, before any socket exists.
-#[cfg(not(all(
-    unix,
-    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
-)))]
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
 pub(crate) fn bind_listeners_reusing_port(
     _addrs: &[SocketAddr],
     _backlog: i32,
