@@ -292,7 +292,10 @@ impl ServerBuilder {
 }
 
 /// A TCP/IP server that serves a single client; others are accepted and
-/// closed at once (they see end of file).
+/// closed at once (they see end of file), unless
+/// [`SlotPolicy::ReplaceOld`](crate::SlotPolicy::ReplaceOld) lets a new
+/// one replace it. Peers outside the allowlist
+/// ([`allow`](Builder::allow)) are closed before either.
 ///
 /// Share it between threads with `Arc`; every method takes `&self`. The
 /// read and write methods are those of [`Link`](crate::Link). Dropping the
