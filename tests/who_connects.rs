@@ -679,3 +679,96 @@ fn reuse_port_is_an_invalid_argument_where_the_platform_has_none() {
         other => panic!("{other:?}"),
     }
 }
+
+// ------------------------------------------------------------ with TLS
+
+/// The allowlist and the slot policy over TLS, and a client's stream
+/// taken through its handshake.
+#[cfg(feature = "tls")]
+mod with_tls {
+    use super::support::pki::{client_config, server_config, Ca, Identity};
+    use super::*;
+
+    fn identities() -> (Ca, Identity) {
+        let ca = Ca::new("who-connects test CA");
+        let server = ca.issue(&["localhost", "127.0.0.1"]);
+        (ca, server)
+    }
+
+    #[test]
+    fn a_peer_not_allowed_is_refused_before_any_handshake() {
+        let _w = watchdog(Duration::from_secs(60));
+        let (ca, id) = identities();
+        let server = OneClientServer::builder()
+            .host(LOCALHOST_IPV4)
+            .tls(server_config(&id, None))
+            .allow("10.0.0.0/8")
+            .start()
+            .expect("server starts");
+        let refused = Client::builder()
+            .port(server.port())
+            .tls(client_config(&ca, None), "localhost")
+            .connect();
+        assert!(refused.is_err(), "the handshake cannot succeed");
+        let stats = server.stats();
+        assert_eq!(
+            (stats.connections_refused, stats.connections_rejected),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn replace_policy_over_tls() {
+        let _w = watchdog(Duration::from_secs(60));
+        let (ca, id) = identities();
+        let server = OneClientServer::builder()
+            .host(LOCALHOST_IPV4)
+            .tls(server_config(&id, None))
+            .slot_policy(SlotPolicy::ReplaceOld)
+            .start()
+            .expect("server starts");
+        let events = server.events();
+        let client = || {
+            Client::builder()
+                .port(server.port())
+                .tls(client_config(&ca, None), "localhost")
+                .connect()
+                .expect("TLS client")
+        };
+        let old = client();
+        let old_peer = match next_event(&events) {
+            ConnectionEvent::Connected { peer } => peer,
+            other => panic!("{other:?}"),
+        };
+        let new = client();
+        assert_eq!(
+            next_event(&events),
+            ConnectionEvent::Disconnected {
+                peer: old_peer,
+                reason: DisconnectReason::Replaced
+            }
+        );
+        assert!(next_event(&events).is_connected());
+        exchange(&server, &new, "tls replaced");
+        drop(old);
+    }
+
+    #[test]
+    fn a_client_stream_goes_through_the_handshake() {
+        let _w = watchdog(Duration::from_secs(60));
+        let (ca, id) = identities();
+        let server = OneClientServer::builder()
+            .host(LOCALHOST_IPV4)
+            .tls(server_config(&id, None))
+            .start()
+            .expect("server starts");
+        let stream = TcpStream::connect(server.local_addrs()[0]).expect("connect");
+        let client = Client::builder()
+            .stream(stream)
+            .tls(client_config(&ca, None), "localhost")
+            .connect()
+            .expect("TLS over the given stream");
+        server.wait_connected(WAIT).expect("served");
+        exchange(&server, &client, "tls stream");
+    }
+}

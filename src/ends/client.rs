@@ -29,6 +29,8 @@ pub struct ClientSide {
     callback: Option<ClientCallback>,
     stream: Option<TcpStream>,
     local_addr: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTls>,
 }
 
 impl Default for ClientSide {
@@ -42,6 +44,8 @@ impl Default for ClientSide {
             callback: None,
             stream: None,
             local_addr: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -89,6 +93,43 @@ impl ClientBuilder {
     /// off.
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.side.reconnect = Some(backoff);
+        self
+    }
+
+    /// Speaks TLS with `config` (feature `tls`), verifying the server for
+    /// `server_name`; the handshake is part of each connection attempt and
+    /// bounded by the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
+    /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Config(config),
+            server_name: Some(server_name.to_owned()),
+        });
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// connecting (see
+    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)):
+    /// the CA to verify the server against, a client certificate chain and
+    /// key for a server that asks for one, and the name to verify the
+    /// server for (`None`: the host).
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        ca: impl Into<std::path::PathBuf>,
+        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+        server_name: Option<&str>,
+    ) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Pem {
+                ca: ca.into(),
+                identity,
+            },
+            server_name: server_name.map(str::to_owned),
+        });
         self
     }
 
@@ -160,9 +201,9 @@ impl ClientBuilder {
     pub fn connect(mut self) -> Result<Client> {
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts();
+        let (link, target, callback) = self.into_parts()?;
         let conn = match given {
-            Some(stream) => adopt(stream, &link)?,
+            Some(stream) => target.adopt(stream, &link)?,
             None => target.connect(&link)?,
         };
         let client = Client::new(link, target, callback)?;
@@ -193,8 +234,10 @@ impl ClientBuilder {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts();
-        let first = given.map(|stream| adopt(stream, &link)).transpose()?;
+        let (link, target, callback) = self.into_parts()?;
+        let first = given
+            .map(|stream| target.adopt(stream, &link))
+            .transpose()?;
         let client = Client::new(link, target, callback)?;
         if let Some(conn) = first {
             // A fresh endpoint takes its first connection.
@@ -248,8 +291,10 @@ impl ClientBuilder {
         Ok(Some((stream, peer)))
     }
 
-    fn into_parts(self) -> (LinkConfig, Target, Option<ClientCallback>) {
+    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>)> {
         let Builder { link, side } = self;
+        #[cfg(feature = "tls")]
+        let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
         let target = Target {
             host: side.host,
             port: side.port,
@@ -257,8 +302,10 @@ impl ClientBuilder {
             connect_timeout: side.connect_timeout,
             heartbeat: side.heartbeat,
             reconnect: side.reconnect,
+            #[cfg(feature = "tls")]
+            tls,
         };
-        (link, target, side.callback)
+        Ok((link, target, side.callback))
     }
 }
 
@@ -270,10 +317,13 @@ pub(crate) struct Target {
     pub(crate) connect_timeout: Duration,
     heartbeat: Option<Duration>,
     reconnect: Option<Backoff>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTlsReady>,
 }
 
 impl Target {
-    /// One connection attempt, with the link's socket options set.
+    /// One connection attempt, with the link's socket options set (and
+    /// the TLS handshake, with TLS).
     pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
         let stream = match self.local_addr {
             Some(local) => {
@@ -283,16 +333,29 @@ impl Target {
         };
         socket::configure(&stream, link)?;
         let peer = stream.peer_addr()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.connect(stream, peer, link.tls_handshake_timeout);
+        }
         Ok(Connection::new(Tcp(stream), peer))
     }
-}
 
-/// A stream the caller connected, made a connection like
-/// [`Target::connect`]'s.
-fn adopt((stream, peer): (TcpStream, SocketAddr), link: &LinkConfig) -> Result<Connection> {
-    stream.set_nonblocking(false)?;
-    socket::configure(&stream, link)?;
-    Ok(Connection::new(Tcp(stream), peer))
+    /// A stream the caller connected, made a connection as
+    /// [`connect`](Self::connect) makes one (socket options, and the TLS
+    /// handshake with TLS).
+    fn adopt(
+        &self,
+        (stream, peer): (TcpStream, SocketAddr),
+        link: &LinkConfig,
+    ) -> Result<Connection> {
+        stream.set_nonblocking(false)?;
+        socket::configure(&stream, link)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.connect(stream, peer, link.tls_handshake_timeout);
+        }
+        Ok(Connection::new(Tcp(stream), peer))
+    }
 }
 
 /// A TCP/IP client of a server. Share it between threads with `Arc`; the
@@ -342,6 +405,8 @@ impl Client {
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 heartbeat: None,
                 reconnect: None,
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
             owner: true,
         }

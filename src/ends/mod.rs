@@ -8,3 +8,5 @@ pub(crate) mod client;
 pub(crate) mod read_loop;
 pub(crate) mod reconnect;
 pub(crate) mod server;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;

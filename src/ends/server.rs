@@ -34,6 +34,8 @@ pub struct ServerSide {
     slot_policy: SlotPolicy,
     listeners: Vec<TcpListener>,
     reuse_port: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ServerTls>,
 }
 
 impl Default for ServerSide {
@@ -48,6 +50,8 @@ impl Default for ServerSide {
             slot_policy: SlotPolicy::default(),
             listeners: Vec::new(),
             reuse_port: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -94,6 +98,40 @@ impl<S: ServesOne> Builder<S> {
     /// [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG) (128).
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.side.server_side().backlog = backlog;
+        self
+    }
+
+    /// Serves TLS with `config` (feature `tls`): every client must
+    /// complete a handshake, within the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout), on a
+    /// thread of its own (a client that sends nothing never holds up the
+    /// next). Client certificates are required when `config` says so. A
+    /// failed handshake is counted in `connections_rejected` and logged
+    /// with the peer and the reason; the served client is undisturbed.
+    /// Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// the server starts (see
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)):
+    /// the certificate chain, its key and, for mutual TLS, the CA that
+    /// client certificates must come from.
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+        client_ca: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Pem {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca,
+        });
         self
     }
 
@@ -231,6 +269,8 @@ impl ServerBuilder {
     pub fn start(self) -> Result<OneClientServer> {
         let Builder { link, side } = self;
         link.validate()?;
+        #[cfg(feature = "tls")]
+        let tls = side.tls.map(super::tls::ServerTls::resolve).transpose()?;
         let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
         let takeover = match side.slot_policy {
             SlotPolicy::RejectNew => Takeover::IfDead,
@@ -274,6 +314,8 @@ impl ServerBuilder {
             port,
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let server = OneClientServer {
             ep,
@@ -322,6 +364,8 @@ struct Listening {
     port: u16,
     local_addrs: Vec<SocketAddr>,
     listeners: Mutex<Vec<Arc<Socket>>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl OneClientServer {
@@ -427,7 +471,7 @@ pub(crate) fn waited(waited: Waited) -> Result<()> {
 }
 
 impl Listening {
-    fn accept_loop(&self, listener: &Socket) {
+    fn accept_loop(self: &Arc<Self>, listener: &Socket) {
         loop {
             let accepted = listener.accept();
             if self.ep.is_closed() {
@@ -450,8 +494,9 @@ impl Listening {
     }
 
     /// Takes `socket` as the client, or turns it away: at once if the
-    /// peer is not allowed, else as the slot policy says.
-    fn offer(&self, socket: Socket, peer: SocketAddr) {
+    /// peer is not allowed, else as the slot policy says; with TLS, after
+    /// a handshake on a thread of its own.
+    fn offer(self: &Arc<Self>, socket: Socket, peer: SocketAddr) {
         if let Err(why) = self.allowlist.check(peer) {
             // Counted before the peer can see its end of file.
             Counters::add(&self.ep.counters.connections_refused, 1);
@@ -467,21 +512,53 @@ impl Listening {
                 self.ep.log_name
             );
         }
-        let conn = Arc::new(Connection::new(Tcp(stream), peer));
-        if let Err(rejected) = self.ep.attach(conn, self.takeover) {
-            if self.ep.is_closed() {
-                log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
-            } else {
-                // Counted before the peer can see its end of file.
-                Counters::add(&self.ep.counters.connections_rejected, 1);
-                log::warn!(
-                    "{}: rejecting {peer}: a client is already connected",
-                    self.ep.log_name
-                );
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            // No handshake for a client that would be turned away anyway
+            // (under the default slot policy).
+            if self.takeover == Takeover::IfDead && self.ep.connected() && !self.ep.is_closed() {
+                self.reject(peer, "a client is already connected");
+                return;
             }
+            let (listening, config) = (self.clone(), config.clone());
+            let timeout = self.ep.config.tls_handshake_timeout;
+            let spawned = self.ep.spawn("tls", move || {
+                match super::tls::accept(&config, stream, peer, timeout) {
+                    Ok(conn) => listening.take(conn),
+                    Err((e, stream)) => {
+                        listening.reject(peer, &format!("TLS handshake failed: {e}"));
+                        drop(stream);
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                self.reject(peer, &format!("no thread for its TLS handshake: {e}"));
+            }
+            return;
+        }
+        self.take(Connection::new(Tcp(stream), peer));
+    }
+
+    /// Makes `conn` the client, unless one is connected and the slot
+    /// policy keeps it.
+    fn take(&self, conn: Connection) {
+        let peer = conn.peer();
+        if let Err(rejected) = self.ep.attach(Arc::new(conn), self.takeover) {
+            self.reject(peer, "a client is already connected");
             // Dropping it closes it: the peer sees end of file.
             drop(rejected);
         }
+    }
+
+    /// Counts and logs a peer turned away (before it can see its end of
+    /// file: the caller drops it after).
+    fn reject(&self, peer: SocketAddr, why: &str) {
+        if self.ep.is_closed() {
+            log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
+            return;
+        }
+        Counters::add(&self.ep.counters.connections_rejected, 1);
+        log::warn!("{}: rejecting {peer}: {why}", self.ep.log_name);
     }
 }
 

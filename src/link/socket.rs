@@ -350,6 +350,47 @@ pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
     })
 }
 
+/// Receives what has arrived, without waiting (`WouldBlock` when nothing
+/// has) and without disturbing a blocking read on another thread.
+#[cfg(all(unix, feature = "tls"))]
+pub(crate) fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    match peek_now(stream)? {
+        Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
+        // Bytes or the end of file wait: a read returns at once.
+        Peek::Data | Peek::Eof => (&*stream).read(buf),
+    }
+}
+
+/// Sends what the socket takes at once (`WouldBlock` when it takes
+/// nothing), without waiting for room.
+#[cfg(all(unix, feature = "tls"))]
+pub(crate) fn send_now(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    SockRef::from(stream).send_with_flags(buf, libc::MSG_DONTWAIT)
+}
+
+/// Receives what has arrived, without waiting: on Windows a read of no
+/// more than the queued count returns at once.
+#[cfg(all(windows, feature = "tls"))]
+pub(crate) fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    match peek_now(stream)? {
+        Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
+        Peek::Eof => Ok(0),
+        Peek::Data => {
+            let queued = rustix::io::ioctl_fionread(stream)? as usize;
+            let take = queued.clamp(1, buf.len());
+            (&*stream).read(&mut buf[..take])
+        }
+    }
+}
+
+/// On Windows there is no per-call "do not wait": nothing is sent.
+#[cfg(all(windows, feature = "tls"))]
+pub(crate) fn send_now(_stream: &TcpStream, _buf: &[u8]) -> io::Result<usize> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
 /// Wakes threads blocked in `accept` on this listener. Linux returns from
 /// `accept` when a listening socket is shut down; elsewhere a connection
 /// to the listener itself does it.

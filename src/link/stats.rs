@@ -32,7 +32,8 @@ pub struct Stats {
     /// Connections taken as the peer (a client's successful connects).
     pub connections_accepted: u64,
     /// Connections turned away because a peer was already connected
-    /// (the server's default [`SlotPolicy::RejectNew`](crate::SlotPolicy::RejectNew)).
+    /// (the server's default [`SlotPolicy::RejectNew`](crate::SlotPolicy::RejectNew)),
+    /// or, with TLS, whose handshake failed.
     pub connections_rejected: u64,
     /// Connections a server closed at once because the peer is not
     /// allowed to connect (see

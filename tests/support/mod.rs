@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod netns;
+#[cfg(feature = "tls")]
+pub mod pki;
 #[cfg(target_os = "linux")]
 pub mod proc;
 pub mod reference;
