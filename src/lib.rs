@@ -51,6 +51,7 @@ pub use config::{
     KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME, LOCALHOST_IPV4, LOCALHOST_IPV6,
 };
 pub use encoding::Encoding;
+pub use ends::admission::SlotPolicy;
 pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
 pub use ends::client::Client;
 pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
@@ -103,6 +104,6 @@ pub mod prelude {
     pub use crate::{
         Backoff, BinaryStruct, Client, ClientBuilder, ConnectionEvent, DisconnectReason, Encoding,
         Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler, ReadLoopServerBuilder,
-        ServerBuilder, Stats,
+        ServerBuilder, SlotPolicy, Stats,
     };
 }

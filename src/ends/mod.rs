@@ -2,6 +2,7 @@
 //! client (with heartbeats and reconnection), and a server whose client is
 //! served by a read loop; the one builder they share.
 
+pub(crate) mod admission;
 pub(crate) mod builder;
 pub(crate) mod client;
 pub(crate) mod read_loop;
