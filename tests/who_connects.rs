@@ -684,7 +684,7 @@ fn reuse_port_is_an_invalid_argument_where_the_platform_has_none() {
 
 /// The allowlist and the slot policy over TLS, and a client's stream
 /// taken through its handshake.
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 mod with_tls {
     use super::support::pki::{client_config, server_config, Ca, Identity};
     use super::*;
