@@ -38,6 +38,10 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// flight) that the system's TCP defaults and the Python package take.
 /// See [`Builder::dead_peer_timeout`](crate::builder::Builder::dead_peer_timeout).
 pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take before the connection is dropped,
+/// unless set: 10 s. The server runs each handshake on a thread of its
+/// own, so a silent client never holds up the next one.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A read-loop server with heartbeat monitoring closes a client that sent
 /// no heartbeat for this long, unless told otherwise: 10 s.
 pub const DEFAULT_MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -57,6 +61,7 @@ pub(crate) struct LinkConfig {
     pub(crate) nodelay: bool,
     pub(crate) keepalive: bool,
     pub(crate) dead_peer_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
 }
@@ -72,6 +77,7 @@ impl Default for LinkConfig {
             nodelay: true,
             keepalive: true,
             dead_peer_timeout: DEFAULT_DEAD_PEER_TIMEOUT,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             read_timeout: None,
             write_timeout: None,
         }
@@ -82,6 +88,11 @@ impl LinkConfig {
     /// Refuses what cannot work, before any socket exists.
     pub(crate) fn validate(&self) -> Result<()> {
         check_terminator(&self.terminator)?;
+        if self.tls_handshake_timeout.is_zero() {
+            return Err(Error::invalid_argument(
+                "the TLS handshake timeout must be above zero",
+            ));
+        }
         if self.read_limit == 0 {
             return Err(Error::invalid_argument("read_limit must be at least 1"));
         }

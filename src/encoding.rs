@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A text encoding, named as Python names it.
 ///
-/// Decoding is strict: an invalid sequence is an [`Error::Decode`] carrying
+/// Decoding is strict: an invalid sequence is an [`Error::Decode`](crate::Error::Decode) carrying
 /// the bytes, never a replacement character. [`Encoding::Utf16`] and
 /// [`Encoding::Utf32`] write a little-endian byte order mark on every
 /// write, as Python does, and read either mark (no mark: native order, as

@@ -47,10 +47,11 @@ pub use crossbeam_channel;
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_ENCODING,
     DEFAULT_LOCALHOST, DEFAULT_MAX_HEARTBEAT_INTERVAL, DEFAULT_MONITOR_CONNECTION_INTERVAL,
-    DEFAULT_READ_LIMIT, DEFAULT_TERMINATOR, HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES,
-    KEEPALIVE_TIME, LOCALHOST_IPV4, LOCALHOST_IPV6,
+    DEFAULT_READ_LIMIT, DEFAULT_TERMINATOR, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HEARTBEAT,
+    KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME, LOCALHOST_IPV4, LOCALHOST_IPV6,
 };
 pub use encoding::Encoding;
+pub use ends::admission::SlotPolicy;
 pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
 pub use ends::client::Client;
 pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
@@ -67,6 +68,14 @@ pub use wire::BinaryStruct;
 pub mod builder {
     pub use crate::ends::builder::{Builder, ClientSide, Monitored, ReadLoopSide, ServerSide};
     pub use crate::ends::server::ServesOne;
+}
+
+/// TLS (feature `tls`): configurations from PEM files, and the rustls
+/// crate at the version this crate uses, for configurations of your own.
+#[cfg(feature = "tls")]
+pub mod tls {
+    pub use crate::ends::tls::{client_config_from_pem, server_config_from_pem};
+    pub use rustls;
 }
 
 /// The details each kind of [`Error`] carries.
@@ -95,6 +104,6 @@ pub mod prelude {
     pub use crate::{
         Backoff, BinaryStruct, Client, ClientBuilder, ConnectionEvent, DisconnectReason, Encoding,
         Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler, ReadLoopServerBuilder,
-        ServerBuilder, Stats,
+        ServerBuilder, SlotPolicy, Stats,
     };
 }

@@ -125,6 +125,14 @@ impl<S> Builder<S> {
         self
     }
 
+    /// How long a TLS handshake may take (feature `tls`; ignored without
+    /// TLS); zero is refused. Default:
+    /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`](crate::DEFAULT_TLS_HANDSHAKE_TIMEOUT) (10 s).
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.link.tls_handshake_timeout = timeout;
+        self
+    }
+
     /// Read timeout of each connection (see
     /// [`Link::set_read_timeout`](crate::Link::set_read_timeout)). Default:
     /// `None`, reads wait for data. On a read-loop server a read that

@@ -1,6 +1,7 @@
 //! `Client`: connects to a server, optionally sends heartbeats and
 //! reconnects.
 
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub struct ClientSide {
     heartbeat: Option<Duration>,
     reconnect: Option<Backoff>,
     callback: Option<ClientCallback>,
+    stream: Option<TcpStream>,
+    local_addr: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTls>,
 }
 
 impl Default for ClientSide {
@@ -37,6 +42,10 @@ impl Default for ClientSide {
             heartbeat: None,
             reconnect: None,
             callback: None,
+            stream: None,
+            local_addr: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -87,6 +96,43 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks TLS with `config` (feature `tls`), verifying the server for
+    /// `server_name`; the handshake is part of each connection attempt and
+    /// bounded by the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
+    /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Config(config),
+            server_name: Some(server_name.to_owned()),
+        });
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// connecting (see
+    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)):
+    /// the CA to verify the server against, a client certificate chain and
+    /// key for a server that asks for one, and the name to verify the
+    /// server for (`None`: the host).
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        ca: impl Into<std::path::PathBuf>,
+        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+        server_name: Option<&str>,
+    ) -> Self {
+        self.side.tls = Some(super::tls::ClientTls {
+            config: super::tls::ClientTlsConfig::Pem {
+                ca: ca.into(),
+                identity,
+            },
+            server_name: server_name.map(str::to_owned),
+        });
+        self
+    }
+
     /// Called on its own thread with `true` on connecting and `false` when
     /// the link ends, once per change, in order. A panic in it is logged;
     /// it may call `close()`. Default: none.
@@ -95,6 +141,44 @@ impl ClientBuilder {
         F: FnMut(&Client, bool) + Send + 'static,
     {
         self.side.callback = Some(Box::new(callback));
+        self
+    }
+
+    /// Uses `stream`, a connection the caller already made (and for
+    /// which it set any socket option it wants), as the first
+    /// connection: [`connect`](Self::connect) (or [`start`](Self::start))
+    /// takes it instead of connecting, sets the link's socket options on
+    /// it ([`nodelay`](Builder::nodelay), keepalive, the dead-peer bound,
+    /// the timeouts) and puts it in blocking mode. A stream with no peer
+    /// makes them fail with [`Error::InvalidArgument`]. Unless
+    /// [`port`](Self::port) is set, host and port become the stream's
+    /// peer address. With [`reconnect`](Self::reconnect), later
+    /// connections are made to host and port as usual (from
+    /// [`local_addr`](Self::local_addr) if set). Default: none.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder().start()?;
+    /// let stream = std::net::TcpStream::connect(("127.0.0.1", server.port()))?;
+    /// let client = Client::builder().stream(stream).connect()?;
+    /// assert_eq!(client.port(), server.port());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream(mut self, stream: TcpStream) -> Self {
+        self.side.stream = Some(stream);
+        self
+    }
+
+    /// Binds each connection's socket to `addr` before connecting (an
+    /// interface's address, port 0 for any port), as Python's
+    /// `local_addr`. Only the server's addresses of the same family are
+    /// tried; with none, connecting fails with
+    /// [`Error::InvalidArgument`]. A fixed port may be refused (address
+    /// in use) while an earlier connection from it is in TIME_WAIT.
+    /// Not applied to a [`stream`](Self::stream) given ready-made.
+    /// Default: none, the system picks.
+    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
+        self.side.local_addr = Some(addr);
         self
     }
 
@@ -114,10 +198,14 @@ impl ClientBuilder {
     /// assert!(client.connected());
     /// # Ok::<(), ts_tcpip::Error>(())
     /// ```
-    pub fn connect(self) -> Result<Client> {
+    pub fn connect(mut self) -> Result<Client> {
         self.check()?;
-        let (link, target, callback) = self.into_parts();
-        let conn = target.connect(&link)?;
+        let given = self.take_stream()?;
+        let (link, target, callback) = self.into_parts()?;
+        let conn = match given {
+            Some(stream) => target.adopt(stream, &link)?,
+            None => target.connect(&link)?,
+        };
         let client = Client::new(link, target, callback)?;
         // A fresh endpoint takes its first connection.
         let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
@@ -145,8 +233,16 @@ impl ClientBuilder {
     pub fn start(mut self) -> Result<Client> {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
-        let (link, target, callback) = self.into_parts();
+        let given = self.take_stream()?;
+        let (link, target, callback) = self.into_parts()?;
+        let first = given
+            .map(|stream| target.adopt(stream, &link))
+            .transpose()?;
         let client = Client::new(link, target, callback)?;
+        if let Some(conn) = first {
+            // A fresh endpoint takes its first connection.
+            let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
+        }
         client.spawn_link_threads()?;
         Ok(client)
     }
@@ -155,7 +251,7 @@ impl ClientBuilder {
     fn check(&self) -> Result<()> {
         self.link.validate()?;
         let side = &self.side;
-        if side.port == 0 {
+        if side.port == 0 && side.stream.is_none() {
             return Err(Error::invalid_argument("the client needs a port"));
         }
         if side.connect_timeout.is_zero() {
@@ -179,16 +275,37 @@ impl ClientBuilder {
         Ok(())
     }
 
-    fn into_parts(self) -> (LinkConfig, Target, Option<ClientCallback>) {
+    /// The stream given to [`stream`](Self::stream), checked for a peer;
+    /// host and port become that peer's unless the port was set.
+    fn take_stream(&mut self) -> Result<Option<(TcpStream, SocketAddr)>> {
+        let Some(stream) = self.side.stream.take() else {
+            return Ok(None);
+        };
+        let peer = stream.peer_addr().map_err(|e| {
+            Error::invalid_argument(format!("the stream given is not connected: {e}"))
+        })?;
+        if self.side.port == 0 {
+            self.side.host = peer.ip().to_string();
+            self.side.port = peer.port();
+        }
+        Ok(Some((stream, peer)))
+    }
+
+    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>)> {
         let Builder { link, side } = self;
+        #[cfg(feature = "tls")]
+        let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
         let target = Target {
             host: side.host,
             port: side.port,
+            local_addr: side.local_addr,
             connect_timeout: side.connect_timeout,
             heartbeat: side.heartbeat,
             reconnect: side.reconnect,
+            #[cfg(feature = "tls")]
+            tls,
         };
-        (link, target, side.callback)
+        Ok((link, target, side.callback))
     }
 }
 
@@ -196,17 +313,47 @@ impl ClientBuilder {
 pub(crate) struct Target {
     pub(crate) host: String,
     pub(crate) port: u16,
+    local_addr: Option<SocketAddr>,
     pub(crate) connect_timeout: Duration,
     heartbeat: Option<Duration>,
     reconnect: Option<Backoff>,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ClientTlsReady>,
 }
 
 impl Target {
-    /// One connection attempt, with the link's socket options set.
+    /// One connection attempt, with the link's socket options set (and
+    /// the TLS handshake, with TLS).
     pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
-        let stream = socket::connect(&self.host, self.port, self.connect_timeout)?;
+        let stream = match self.local_addr {
+            Some(local) => {
+                socket::connect_from(&self.host, self.port, self.connect_timeout, local)?
+            }
+            None => socket::connect(&self.host, self.port, self.connect_timeout)?,
+        };
         socket::configure(&stream, link)?;
         let peer = stream.peer_addr()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.connect(stream, peer, link.tls_handshake_timeout);
+        }
+        Ok(Connection::new(Tcp::new(stream)?, peer))
+    }
+
+    /// A stream the caller connected, made a connection as
+    /// [`connect`](Self::connect) makes one (socket options, and the TLS
+    /// handshake with TLS).
+    fn adopt(
+        &self,
+        (stream, peer): (TcpStream, SocketAddr),
+        link: &LinkConfig,
+    ) -> Result<Connection> {
+        stream.set_nonblocking(false)?;
+        socket::configure(&stream, link)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.connect(stream, peer, link.tls_handshake_timeout);
+        }
         Ok(Connection::new(Tcp::new(stream)?, peer))
     }
 }
@@ -254,9 +401,12 @@ impl Client {
             target: Arc::new(Target {
                 host: String::new(),
                 port: 0,
+                local_addr: None,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 heartbeat: None,
                 reconnect: None,
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
             owner: true,
         }

@@ -1,7 +1,7 @@
 //! `OneClientServer`: listens, serves one client at a time, turns the
 //! others away.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use socket2::Socket;
 
+use super::admission::{Allowlist, PeerPredicate, SlotPolicy};
 use super::builder::{sealed, Builder, ServerBuilder};
 use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
 use crate::error::{Error, Result};
@@ -29,6 +30,14 @@ pub struct ServerSide {
     port: u16,
     backlog: i32,
     callback: Option<ServerCallback>,
+    /// CIDR text, parsed by `start()`.
+    allow: Vec<String>,
+    allow_peer: Vec<PeerPredicate>,
+    slot_policy: SlotPolicy,
+    listeners: Vec<TcpListener>,
+    reuse_port: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::ServerTls>,
 }
 
 impl Default for ServerSide {
@@ -38,6 +47,13 @@ impl Default for ServerSide {
             port: 0,
             backlog: DEFAULT_BACKLOG,
             callback: None,
+            allow: Vec::new(),
+            allow_peer: Vec::new(),
+            slot_policy: SlotPolicy::default(),
+            listeners: Vec::new(),
+            reuse_port: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -87,6 +103,40 @@ impl<S: ServesOne> Builder<S> {
         self
     }
 
+    /// Serves TLS with `config` (feature `tls`): every client must
+    /// complete a handshake, within the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout), on a
+    /// thread of its own (a client that sends nothing never holds up the
+    /// next). Client certificates are required when `config` says so. A
+    /// failed handshake is counted in `connections_rejected` and logged
+    /// with the peer and the reason; the served client is undisturbed.
+    /// Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// the server starts (see
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)):
+    /// the certificate chain, its key and, for mutual TLS, the CA that
+    /// client certificates must come from.
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+        client_ca: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Pem {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca,
+        });
+        self
+    }
+
     /// Called on its own thread with `true` when a client connects and
     /// `false` when it goes, once per change, in order. A panic in it is
     /// logged and changes nothing else; it may call `close()` or
@@ -96,6 +146,109 @@ impl<S: ServesOne> Builder<S> {
         F: FnMut(&OneClientServer, bool) + Send + 'static,
     {
         self.side.server_side().callback = Some(Box::new(callback));
+        self
+    }
+
+    /// Allows peers whose address is in `cidr`: an IPv4 or IPv6 range
+    /// such as `"10.0.0.0/8"`, `"127.0.0.1/32"` or `"::1/128"`, or a bare
+    /// address for one host. Repeatable: each range (and each
+    /// [`allow_peer`](Self::allow_peer) predicate) adds to what is
+    /// allowed, and a peer is allowed if any of them allows it. An IPv4
+    /// peer on an IPv6 socket (`::ffff:a.b.c.d`) is matched as IPv4.
+    ///
+    /// A peer that is not allowed is closed as soon as it is accepted (it
+    /// sees end of file), before it can take the slot, so the served
+    /// client is never disturbed; it is counted in
+    /// [`Stats::connections_refused`](crate::Stats::connections_refused)
+    /// and logged at WARN with its address and why. A range that does
+    /// not parse, or has bits set past its prefix (`"10.0.0.1/8"`), makes
+    /// `start()` fail with [`Error::InvalidArgument`]. Default: no range
+    /// and no predicate, everyone is allowed.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .allow("127.0.0.1/32")
+    ///     .allow("10.0.0.0/8")
+    ///     .start()?;
+    /// assert!(OneClientServer::builder().allow("10.0.0.0/33").start().is_err());
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn allow(mut self, cidr: &str) -> Self {
+        self.side.server_side().allow.push(cidr.to_owned());
+        self
+    }
+
+    /// Allows the peers for which `allowed` returns true, given the
+    /// peer's address as accepted. Repeatable, and adds to the
+    /// [`allow`](Self::allow) ranges: a peer is allowed if any range or
+    /// predicate allows it (a predicate is only asked when no range
+    /// does). It runs on the accept thread, with no lock held, before the
+    /// next connection is accepted: keep it quick. A predicate that panics
+    /// refuses the peer (the panic is noted in the log). A refused peer is
+    /// handled as `allow` says. Default: none.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .allow_peer(|peer| peer.ip().is_loopback())
+    ///     .start()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn allow_peer<F>(mut self, allowed: F) -> Self
+    where
+        F: Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    {
+        self.side.server_side().allow_peer.push(Arc::new(allowed));
+        self
+    }
+
+    /// What a client that connects while another is served does: see
+    /// [`SlotPolicy`]. Peers the allowlist refuses never get this far.
+    /// Default: [`SlotPolicy::RejectNew`], the new client is closed at
+    /// once (as in Python).
+    pub fn slot_policy(mut self, policy: SlotPolicy) -> Self {
+        self.side.server_side().slot_policy = policy;
+        self
+    }
+
+    /// Serves connections from `listener`, a listening socket the caller
+    /// already holds (socket activation, a test that reserved its port),
+    /// instead of binding one. Repeatable: each call adds a socket, each
+    /// served by an accept thread of its own. With any listener given,
+    /// [`host`](Self::host), [`any_host`](Self::any_host),
+    /// [`port`](Self::port), [`backlog`](Self::backlog) and
+    /// [`reuse_port`](Self::reuse_port) are ignored (the socket is bound
+    /// and listening already); [`OneClientServer::host`] is then the
+    /// first listener's IP address. The listener is set to blocking mode;
+    /// one that is not listening makes `start()` fail with
+    /// [`Error::InvalidArgument`] where the system can tell (Linux,
+    /// Android, FreeBSD). `close()` closes it. Default: none, the server
+    /// binds its own.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = OneClientServer::builder().listener(listener).start()?;
+    /// assert_eq!(server.local_addrs(), vec![addr]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.side.server_side().listeners.push(listener);
+        self
+    }
+
+    /// Sets SO_REUSEPORT on the listening sockets, so that several (in
+    /// this process or another of the same user) may listen on one
+    /// address and port; the system spreads new connections between them
+    /// (Linux balances them; other systems differ). Every Unix but
+    /// Solaris and illumos has it; elsewhere (Windows) `true`
+    /// makes `start()` fail with [`Error::InvalidArgument`] rather than
+    /// leave a second server to fail with "address in use". Ignored with a
+    /// [`listener`](Self::listener). Default: false.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.side.server_side().reuse_port = on;
         self
     }
 }
@@ -118,8 +271,29 @@ impl ServerBuilder {
     pub fn start(self) -> Result<OneClientServer> {
         let Builder { link, side } = self;
         link.validate()?;
-        let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
-        let listeners = socket::bind_listeners(&addrs, side.backlog)?;
+        #[cfg(feature = "tls")]
+        let tls = side.tls.map(super::tls::ServerTls::resolve).transpose()?;
+        let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
+        let takeover = match side.slot_policy {
+            SlotPolicy::RejectNew => Takeover::IfDead,
+            SlotPolicy::ReplaceOld => Takeover::Always,
+        };
+        let (listeners, host) = if side.listeners.is_empty() {
+            let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
+            let listeners = match side.reuse_port {
+                true => socket::bind_listeners_reusing_port(&addrs, side.backlog)?,
+                false => socket::bind_listeners(&addrs, side.backlog)?,
+            };
+            (listeners, side.host)
+        } else {
+            let adopted = side
+                .listeners
+                .into_iter()
+                .map(socket::adopt_listener)
+                .collect::<Result<Vec<_>>>()?;
+            let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
+            (adopted.into_iter().map(|(l, _)| l).collect(), host)
+        };
         let local_addrs: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
@@ -136,13 +310,17 @@ impl ServerBuilder {
         let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
         let listening = Arc::new(Listening {
             ep: ep.clone(),
-            host: side.host,
+            host,
+            allowlist,
+            takeover,
             port,
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
             stopping: AtomicBool::new(false),
             accepting: AtomicUsize::new(0),
             released: crossbeam_channel::unbounded(),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let server = OneClientServer {
             ep,
@@ -161,7 +339,10 @@ impl ServerBuilder {
 }
 
 /// A TCP/IP server that serves a single client; others are accepted and
-/// closed at once (they see end of file).
+/// closed at once (they see end of file), unless
+/// [`SlotPolicy::ReplaceOld`](crate::SlotPolicy::ReplaceOld) lets a new
+/// one replace it. Peers outside the allowlist
+/// ([`allow`](Builder::allow)) are closed before either.
 ///
 /// Share it between threads with `Arc`; every method takes `&self`. The
 /// read and write methods are those of [`Link`](crate::Link). Dropping the
@@ -182,6 +363,9 @@ pub struct OneClientServer {
 struct Listening {
     ep: Arc<Endpoint>,
     host: Option<String>,
+    allowlist: Allowlist,
+    /// From the slot policy.
+    takeover: Takeover,
     port: u16,
     local_addrs: Vec<SocketAddr>,
     listeners: Mutex<Vec<Arc<Socket>>>,
@@ -190,6 +374,8 @@ struct Listening {
     stopping: AtomicBool,
     accepting: AtomicUsize,
     released: (Sender<()>, Receiver<()>),
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl OneClientServer {
@@ -199,6 +385,8 @@ impl OneClientServer {
     }
 
     /// The host it was asked to listen on; `None` for every interface.
+    /// Started from a [`listener`](Builder::listener): that listener's IP
+    /// address.
     pub fn host(&self) -> Option<&str> {
         self.listening.host.as_deref()
     }
@@ -323,7 +511,7 @@ impl Listening {
         }
     }
 
-    fn accept_loop(&self, listener: &Socket) {
+    fn accept_loop(self: &Arc<Self>, listener: &Socket) {
         loop {
             let accepted = listener.accept();
             if self.stopping.load(Ordering::Acquire) || self.ep.is_closed() {
@@ -345,8 +533,18 @@ impl Listening {
         }
     }
 
-    /// Takes `socket` as the client, or turns it away if one is connected.
-    fn offer(&self, socket: Socket, peer: SocketAddr) {
+    /// Takes `socket` as the client, or turns it away: at once if the
+    /// peer is not allowed, else as the slot policy says; with TLS, after
+    /// a handshake on a thread of its own.
+    fn offer(self: &Arc<Self>, socket: Socket, peer: SocketAddr) {
+        if let Err(why) = self.allowlist.check(peer) {
+            // Counted before the peer can see its end of file.
+            Counters::add(&self.ep.counters.connections_refused, 1);
+            log::warn!("{}: refusing {peer}: {why}", self.ep.log_name);
+            // Dropping it closes it: the peer sees end of file.
+            drop(socket);
+            return;
+        }
         let stream = std::net::TcpStream::from(socket);
         if let Err(e) = socket::configure(&stream, &self.ep.config) {
             log::warn!(
@@ -354,28 +552,56 @@ impl Listening {
                 self.ep.log_name
             );
         }
-        let transport = match Tcp::new(stream) {
-            Ok(transport) => transport,
-            Err(e) => {
-                log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name);
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            // No handshake for a client that would be turned away anyway
+            // (under the default slot policy).
+            if self.takeover == Takeover::IfDead && self.ep.connected() && !self.ep.is_closed() {
+                self.reject(peer, "a client is already connected");
                 return;
             }
-        };
-        let conn = Arc::new(Connection::new(transport, peer));
-        if let Err(rejected) = self.ep.attach(conn, Takeover::IfDead) {
-            if self.ep.is_closed() {
-                log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
-            } else {
-                // Counted before the peer can see its end of file.
-                Counters::add(&self.ep.counters.connections_rejected, 1);
-                log::warn!(
-                    "{}: rejecting {peer}: a client is already connected",
-                    self.ep.log_name
-                );
+            let (listening, config) = (self.clone(), config.clone());
+            let timeout = self.ep.config.tls_handshake_timeout;
+            let spawned = self.ep.spawn("tls", move || {
+                match super::tls::accept(&config, stream, peer, timeout) {
+                    Ok(conn) => listening.take(conn),
+                    Err((e, stream)) => {
+                        listening.reject(peer, &format!("TLS handshake failed: {e}"));
+                        drop(stream);
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                self.reject(peer, &format!("no thread for its TLS handshake: {e}"));
             }
+            return;
+        }
+        match Tcp::new(stream) {
+            Ok(transport) => self.take(Connection::new(transport, peer)),
+            Err(e) => log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name),
+        }
+    }
+
+    /// Makes `conn` the client, unless one is connected and the slot
+    /// policy keeps it.
+    fn take(&self, conn: Connection) {
+        let peer = conn.peer();
+        if let Err(rejected) = self.ep.attach(Arc::new(conn), self.takeover) {
+            self.reject(peer, "a client is already connected");
             // Dropping it closes it: the peer sees end of file.
             drop(rejected);
         }
+    }
+
+    /// Counts and logs a peer turned away (before it can see its end of
+    /// file: the caller drops it after).
+    fn reject(&self, peer: SocketAddr, why: &str) {
+        if self.ep.is_closed() {
+            log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
+            return;
+        }
+        Counters::add(&self.ep.counters.connections_rejected, 1);
+        log::warn!("{}: rejecting {peer}: {why}", self.ep.log_name);
     }
 }
 

@@ -64,6 +64,11 @@ pub(crate) enum Takeover {
     /// When the current peer is gone with nothing left unread (it dropped
     /// before the monitor noticed).
     IfDead,
+    /// Always: the current connection is ended first, with
+    /// [`DisconnectReason::Replaced`] (or, if its peer is gone already, the
+    /// reason `IfDead` would give), so that its `Disconnected` comes
+    /// before the new `Connected`.
+    Always,
 }
 
 /// What ending a connection does to `should_be_connected`.
@@ -175,10 +180,12 @@ impl Endpoint {
             return Err(conn);
         }
         if let Some(old) = slot.conn().cloned() {
-            if !(takeover == Takeover::IfDead && self.is_dead(&old)) {
-                return Err(conn);
-            }
-            let reason = ending::at_end(old.broken());
+            let reason = match takeover {
+                Takeover::Never => return Err(conn),
+                _ if self.is_dead(&old) => ending::at_end(old.broken()),
+                Takeover::IfDead => return Err(conn),
+                Takeover::Always => DisconnectReason::Replaced,
+            };
             self.end_locked(&mut slot, &old, reason, Intent::Keep);
         }
         let peer = conn.peer();

@@ -61,6 +61,10 @@ pub enum DisconnectReason {
     HandlerFailed(Arc<Error>),
     /// The read-loop handler panicked, so the client was closed.
     HandlerPanicked,
+    /// A new client took the slot: the server's
+    /// [`SlotPolicy::ReplaceOld`](crate::SlotPolicy::ReplaceOld) closed
+    /// this one to serve it.
+    Replaced,
 }
 
 /// Same variant, and for the errors the same error (or one that reads
@@ -91,6 +95,7 @@ impl fmt::Display for DisconnectReason {
                 write!(f, "the read-loop handler failed: {}", Chain(&**e))
             }
             DisconnectReason::HandlerPanicked => f.write_str("the read-loop handler panicked"),
+            DisconnectReason::Replaced => f.write_str("replaced by a new client"),
         }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) mod slot;
 pub(crate) mod socket;
 pub(crate) mod stats;
 pub(crate) mod threads;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 pub use api::{Link, Within};

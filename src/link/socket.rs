@@ -117,6 +117,112 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// As [`bind_listeners`], with SO_REUSEPORT set on each socket before it
+/// binds: several sockets (of this process or another, of the same user)
+/// may then listen on one address and port, and the system spreads the
+/// connections between them. Every Unix but Solaris and illumos has it
+/// (and Cygwin, a target only since Rust 1.86, which this crate does not
+/// build for: socket2 has no SO_REUSEPORT there).
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+pub(crate) fn bind_listeners_reusing_port(
+    addrs: &[SocketAddr],
+    backlog: i32,
+) -> Result<Vec<Socket>> {
+    let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let bound = (|| {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            socket.bind(&(*addr).into())?;
+            socket.listen(backlog)?;
+            Ok(socket)
+        })();
+        listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
+    }
+    Ok(listeners)
+}
+
+/// Where SO_REUSEPORT is missing (Windows, Solaris, illumos):
+/// refused, before any socket exists.
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+pub(crate) fn bind_listeners_reusing_port(
+    _addrs: &[SocketAddr],
+    _backlog: i32,
+) -> Result<Vec<Socket>> {
+    Err(Error::invalid_argument(
+        "reuse_port: this platform has no SO_REUSEPORT",
+    ))
+}
+
+/// Takes a listening socket the caller made (socket activation, a test),
+/// in blocking mode (the accept loop blocks on it). Where the system can
+/// tell, a socket that is not listening is refused.
+pub(crate) fn adopt_listener(listener: std::net::TcpListener) -> Result<(Socket, SocketAddr)> {
+    let bad = |why: String| Error::invalid_argument(format!("the listener given: {why}"));
+    listener
+        .set_nonblocking(false)
+        .map_err(|e| bad(format!("cannot make it blocking: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| bad(format!("no local address: {e}")))?;
+    let socket = Socket::from(listener);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    if !socket.is_listener().unwrap_or(true) {
+        return Err(bad(format!("{addr} is not listening")));
+    }
+    Ok((socket, addr))
+}
+
+/// As [`connect`], from the local address `local` (bound before
+/// connecting; port 0 lets the system pick the port). Only the addresses
+/// of `host` of `local`'s family are tried.
+pub(crate) fn connect_from(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    local: SocketAddr,
+) -> Result<TcpStream> {
+    let deadline = Instant::now().checked_add(timeout);
+    let addrs: Vec<SocketAddr> = resolve(host, port)?
+        .into_iter()
+        .filter(|a| a.is_ipv4() == local.is_ipv4())
+        .collect();
+    let Some(&first) = addrs.first() else {
+        let family = if local.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err(Error::invalid_argument(format!(
+            "host {host:?} has no {family} address to reach from local address {local}"
+        )));
+    };
+    let mut last = (first, io::Error::from(io::ErrorKind::TimedOut));
+    for addr in addrs {
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            break;
+        }
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket
+                .bind(&local.into())
+                .map_err(|e| io::Error::new(e.kind(), format!("bind to {local}: {e}")))?;
+            socket.connect_timeout(&addr.into(), left)?;
+            Ok::<_, io::Error>(TcpStream::from(socket))
+        })();
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = (addr, e),
+        }
+    }
+    Err(Error::at_address("connect to", last.0, last.1))
+}
+
 /// TCP_NODELAY, keepalive and the dead-peer bound.
 pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<()> {
     stream.set_nodelay(config.nodelay)?;
@@ -192,8 +298,29 @@ pub(crate) struct Stream {
 
 #[cfg(not(windows))]
 impl Stream {
-    pub(crate) fn new(socket: TcpStream) -> io::Result<Stream> {
+    /// The stream over a connected socket; on failure the socket comes
+    /// back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
         Ok(Stream { socket })
+    }
+
+    /// Receives what has arrived, without waiting (`WouldBlock` when
+    /// nothing has) and without disturbing a blocking read on another
+    /// thread.
+    #[cfg(feature = "tls")]
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.peek_now()? {
+            Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
+            // Bytes or the end of file wait: a read returns at once.
+            Peek::Data | Peek::Eof => (&self.socket).read(buf),
+        }
+    }
+
+    /// Sends what the socket takes at once (`WouldBlock` when it takes
+    /// nothing), without waiting for room.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(&self.socket).send_with_flags(buf, libc::MSG_DONTWAIT)
     }
 
     /// Reads what is there, waiting for something or the socket's read
@@ -280,12 +407,28 @@ impl Stream {
 /// means what `ETIMEDOUT` means on Unix: the system gave up on the peer.
 #[cfg(windows)]
 impl Stream {
-    pub(crate) fn new(socket: TcpStream) -> io::Result<Stream> {
-        socket.set_nonblocking(true)?;
-        Ok(Stream {
-            socket,
-            wake: Wake::new()?,
-        })
+    /// The stream over a connected socket, made non-blocking; on failure
+    /// the socket comes back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
+        let wake = match socket.set_nonblocking(true).and_then(|()| Wake::new()) {
+            Ok(wake) => wake,
+            Err(e) => return Err((e, socket)),
+        };
+        Ok(Stream { socket, wake })
+    }
+
+    /// Receives what has arrived, without waiting (`WouldBlock` when
+    /// nothing has): the non-blocking socket's own read.
+    #[cfg(feature = "tls")]
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.socket).read(buf)
+    }
+
+    /// Sends what the socket takes at once (`WouldBlock` when it takes
+    /// nothing): the non-blocking socket's own write.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket).write(buf)
     }
 
     /// Reads what is there, waiting for something or the socket's read
@@ -465,6 +608,16 @@ impl Wake {
         let mut buf = [0u8; 16];
         while self.socket.recv(&mut buf).is_ok() {}
     }
+}
+
+/// True for the error a *blocking* socket's read or write timeout gives
+/// (the TLS handshake runs on one, before its [`Stream`] exists): on Unix
+/// `EAGAIN` (`WouldBlock`), where `ETIMEDOUT` (`TimedOut`) means the
+/// connection died; Windows reports its blocking sockets' timeouts as
+/// `TimedOut`. A [`Stream`] reports its timeouts as `WouldBlock` everywhere.
+#[cfg(feature = "tls")]
+pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
+    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
 }
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from

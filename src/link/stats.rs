@@ -31,8 +31,16 @@ pub struct Stats {
     pub frames_written: u64,
     /// Connections taken as the peer (a client's successful connects).
     pub connections_accepted: u64,
-    /// Connections turned away because a peer was already connected.
+    /// Connections turned away because a peer was already connected
+    /// (the server's default [`SlotPolicy::RejectNew`](crate::SlotPolicy::RejectNew)),
+    /// or, with TLS, whose handshake failed.
     pub connections_rejected: u64,
+    /// Connections a server closed at once because the peer is not
+    /// allowed to connect (see
+    /// [`Builder::allow`](crate::builder::Builder::allow) and
+    /// [`Builder::allow_peer`](crate::builder::Builder::allow_peer)). They
+    /// never took the slot and are not in `connections_rejected`.
+    pub connections_refused: u64,
     /// Times a connected peer went away, for whatever reason.
     pub disconnects: u64,
     /// Of those, the peers that stopped answering (see
@@ -49,6 +57,7 @@ pub(crate) struct Counters {
     pub(crate) frames_written: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_rejected: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
     pub(crate) disconnects: AtomicU64,
     pub(crate) peers_unresponsive: AtomicU64,
 }
@@ -73,6 +82,7 @@ impl Counters {
             frames_written: self.frames_written.load(Relaxed),
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_rejected: self.connections_rejected.load(Relaxed),
+            connections_refused: self.connections_refused.load(Relaxed),
             disconnects: self.disconnects.load(Relaxed),
             peers_unresponsive: self.peers_unresponsive.load(Relaxed),
         }

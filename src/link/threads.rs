@@ -13,14 +13,33 @@ pub(crate) struct Threads {
     /// Held by whoever joins, so that a second `join_all` returns only
     /// once the first has joined them all.
     joining: Mutex<()>,
+    /// A thread joined early (see `Started::reap`) had panicked.
+    panicked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
 struct Started {
     /// Not yet joined.
     handles: Vec<JoinHandle<()>>,
-    /// Every thread ever started here, joined or not.
+    /// Every thread started here and not yet joined.
     ids: Vec<ThreadId>,
+}
+
+impl Started {
+    /// Joins the threads that have ended (at once: they have), so that
+    /// short-lived ones (a TLS handshake each) do not pile up until close.
+    fn reap(&mut self, panicked: &std::sync::atomic::AtomicBool) {
+        let (ended, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handles)
+            .into_iter()
+            .partition(|h| h.is_finished());
+        for handle in ended {
+            self.ids.retain(|id| *id != handle.thread().id());
+            if handle.join().is_err() {
+                panicked.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.handles = running;
+    }
 }
 
 impl Threads {
@@ -35,6 +54,7 @@ impl Threads {
         let thread_name = format!("tcpip-{kind} {name}");
         let handle = std::thread::Builder::new().name(thread_name).spawn(f)?;
         let mut started = self.started.lock();
+        started.reap(&self.panicked);
         started.ids.push(handle.thread().id());
         started.handles.push(handle);
         Ok(())
@@ -56,7 +76,7 @@ impl Threads {
         }
         let _turn = self.joining.lock();
         let handles = std::mem::take(&mut self.started.lock().handles);
-        let mut clean = true;
+        let mut clean = !self.panicked.load(std::sync::atomic::Ordering::Relaxed);
         for handle in handles {
             clean &= handle.join().is_ok();
         }
@@ -84,6 +104,34 @@ mod tests {
         assert_eq!(name.as_deref(), Some("tcpip-unit test"));
         assert!(threads.join_all());
         assert!(threads.started.lock().handles.is_empty());
+    }
+
+    #[test]
+    fn ended_threads_are_joined_when_the_next_one_starts() {
+        let threads = Threads::default();
+        let (tx, rx) = crossbeam_channel::unbounded::<()>();
+        threads.spawn("unit", "short", || {}).expect("spawn");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !threads.started.lock().handles[0].is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the short thread never ended"
+            );
+            std::thread::yield_now();
+        }
+        threads
+            .spawn("unit", "long", move || {
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+            })
+            .expect("spawn");
+        assert_eq!(
+            threads.started.lock().handles.len(),
+            1,
+            "the ended one joined"
+        );
+        assert_eq!(threads.started.lock().ids.len(), 1);
+        drop(tx);
+        assert!(threads.join_all());
     }
 
     #[test]

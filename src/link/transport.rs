@@ -43,7 +43,7 @@ impl Tcp {
     /// The transport over a connected socket (on Windows this makes the
     /// socket non-blocking and adds its wake socket: see [`socket::Stream`]).
     pub(crate) fn new(stream: TcpStream) -> io::Result<Tcp> {
-        socket::Stream::new(stream).map(Tcp)
+        socket::Stream::new(stream).map(Tcp).map_err(|(e, _)| e)
     }
 }
 

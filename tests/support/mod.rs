@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod netns;
+#[cfg(all(feature = "tls", not(target_vendor = "apple")))]
+pub mod pki;
 #[cfg(target_os = "linux")]
 pub mod proc;
 pub mod reference;

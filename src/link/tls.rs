@@ -1,0 +1,295 @@
+//! TLS under the link (feature `tls`): a [`Transport`] over rustls, so
+//! that every read and write method works unchanged over an encrypted
+//! stream.
+//!
+//! One thread reads while another writes, as on plain TCP: the rustls
+//! session is locked only to move bytes in and out of it, never while the
+//! socket blocks. The reader receives ciphertext with the session
+//! unlocked (one reader at a time: `receiving`); a writer encrypts under
+//! the lock, then sends the records unlocked (one writer at a time:
+//! `sending`, which keeps records in the order rustls made them). So a
+//! writer blocked on a peer that does not read never stops the reader.
+//!
+//! Lock order: `receiving` or `sending`, then `session` (a reader that
+//! holds `receiving` only tries `sending`); `session` is never held across
+//! a socket call.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::socket::{self, Peek};
+use super::transport::Transport;
+
+/// Ciphertext asked of the socket at a time: one TLS record at most, so
+/// that what it decrypts to always fits in rustls's plaintext buffer.
+const RECORD: usize = 16 * 1024;
+
+/// TLS over a connected TCP socket, after the handshake.
+pub(crate) struct Tls {
+    tcp: socket::Stream,
+    session: Mutex<rustls::Connection>,
+    /// Held by whoever receives ciphertext from the socket, with the
+    /// buffer it receives into.
+    receiving: Mutex<Vec<u8>>,
+    /// Held by whoever sends records to the socket.
+    sending: Mutex<()>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("tcp", &self.tcp).finish()
+    }
+}
+
+/// Runs the handshake of `session` on `tcp`, within `timeout`. On failure
+/// the stream comes back with the error, so that the caller decides when
+/// the peer sees it close (after counting it, say).
+pub(crate) fn handshake(
+    tcp: TcpStream,
+    session: rustls::Connection,
+    timeout: Duration,
+) -> Result<Tls, (io::Error, TcpStream)> {
+    let mut session = session;
+    if let Err(e) = shake(&tcp, &mut session, timeout) {
+        return Err((e, tcp));
+    }
+    // The handshake ran on the blocking socket; from here every call goes
+    // through the socket layer's stream (non-blocking on Windows).
+    Ok(Tls {
+        tcp: socket::Stream::new(tcp)?,
+        session: Mutex::new(session),
+        receiving: Mutex::new(vec![0; RECORD]),
+        sending: Mutex::new(()),
+    })
+}
+
+fn shake(tcp: &TcpStream, session: &mut rustls::Connection, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let (read, write) = (tcp.read_timeout()?, tcp.write_timeout()?);
+    let mut stream = tcp;
+    while session.is_handshaking() {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?;
+        tcp.set_read_timeout(Some(left))?;
+        tcp.set_write_timeout(Some(left))?;
+        match session.complete_io(&mut stream) {
+            Ok((0, 0)) if session.is_handshaking() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed during the TLS handshake",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if socket::is_socket_timeout(e.kind()) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tcp.set_read_timeout(read)?;
+    tcp.set_write_timeout(write)
+}
+
+impl Tls {
+    /// Decrypted bytes into `buf`, if the session has any: `None` when it
+    /// needs more ciphertext first.
+    fn plaintext(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match self.session.lock().reader().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            // The peer closed the TCP stream without TLS's close_notify:
+            // for a link, that is its end of file too.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Ok(0)),
+            other => Some(other),
+        }
+    }
+
+    /// Hands ciphertext to the session; an empty slice is the socket's end
+    /// of file. Records it made in answer (alerts, key updates) are sent
+    /// now if no writer is busy, else by the writer after its own.
+    fn absorb(&self, mut cipher: &[u8]) -> io::Result<()> {
+        let mut session = self.session.lock();
+        loop {
+            let taken = session.read_tls(&mut cipher)?;
+            if let Err(e) = session.process_new_packets() {
+                // The alert rustls made goes out before the link ends.
+                drop(session);
+                self.flush_if_idle();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if cipher.is_empty() {
+                break;
+            }
+            if taken == 0 {
+                // Full, with plaintext nobody has read: the reader takes
+                // it before more ciphertext comes in (it asks for at most
+                // one record at a time, so this does not happen to it).
+                return Err(io::Error::other(
+                    "TLS: received data the session has no room for",
+                ));
+            }
+        }
+        let answer = session.wants_write();
+        drop(session);
+        if answer {
+            self.flush_if_idle();
+        }
+        Ok(())
+    }
+
+    /// Sends the records the session holds, unless a writer is sending:
+    /// it sends them after its own.
+    fn flush_if_idle(&self) {
+        if let Some(_sending) = self.sending.try_lock() {
+            let _ = self.send_pending();
+        }
+    }
+
+    /// Sends every record the session holds. Called with `sending` held.
+    fn send_pending(&self) -> io::Result<()> {
+        loop {
+            let mut records = Vec::new();
+            {
+                let mut session = self.session.lock();
+                while session.wants_write() {
+                    session.write_tls(&mut records)?;
+                }
+            }
+            if records.is_empty() {
+                return Ok(());
+            }
+            self.send_records(&records)?;
+        }
+    }
+
+    /// Writes records whole. A timeout part-way leaves the TLS stream
+    /// broken (the peer has part of a record, and rustls has moved on), so
+    /// every timeout here is a broken connection, never "nothing sent".
+    fn send_records(&self, mut records: &[u8]) -> io::Result<()> {
+        while !records.is_empty() {
+            match self.tcp.write(records) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => records = &records[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "TLS write timed out: the encrypted stream cannot go on",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transport for Tls {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(read) = self.plaintext(buf) {
+                return read;
+            }
+            let mut cipher = self.receiving.lock();
+            // Another look: a peek may have taken the ciphertext in.
+            if let Some(read) = self.plaintext(buf) {
+                return read;
+            }
+            let n = self.tcp.read(&mut cipher)?;
+            self.absorb(&cipher[..n])?;
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let _sending = self.sending.lock();
+        let taken = self.session.lock().writer().write(buf)?;
+        self.send_pending().map_err(|e| match e.kind() {
+            // Plaintext taken, records not sent: the stream is broken, so
+            // not the "nothing sent" of a plain socket's timeout.
+            io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, e),
+            _ => e,
+        })?;
+        Ok(taken)
+    }
+
+    fn peek_now(&self) -> io::Result<Peek> {
+        {
+            let mut session = self.session.lock();
+            let state = session
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if state.plaintext_bytes_to_read() > 0 {
+                return Ok(Peek::Data);
+            }
+            if state.peer_has_closed() {
+                return Ok(Peek::Eof);
+            }
+        }
+        match self.tcp.peek_now()? {
+            Peek::Data => {}
+            other => return Ok(other),
+        }
+        // Ciphertext waits: take in what has arrived and look again, unless
+        // a reader is receiving (then whatever came is its to read).
+        let Some(mut cipher) = self.receiving.try_lock() else {
+            return Ok(Peek::Data);
+        };
+        loop {
+            let n = match self.tcp.recv_now(&mut cipher) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
+                Err(e) => return Err(e),
+            };
+            self.absorb(&cipher[..n])?;
+            let state = self
+                .session
+                .lock()
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if state.plaintext_bytes_to_read() > 0 {
+                return Ok(Peek::Data);
+            }
+            if n == 0 || state.peer_has_closed() {
+                return Ok(Peek::Eof);
+            }
+        }
+    }
+
+    fn wait_hangup(&self) -> io::Result<Peek> {
+        match self.tcp.wait_hangup()? {
+            // What is left to read is ciphertext: ask the session.
+            Peek::Data | Peek::Eof => self.peek_now(),
+            Peek::Empty => Ok(Peek::Empty),
+        }
+    }
+
+    fn shutdown(&self) {
+        // A close_notify first, when it can go without waiting for a
+        // writer (which may be blocked on a peer that does not read).
+        if let Some(_sending) = self.sending.try_lock() {
+            let mut records = Vec::new();
+            {
+                let mut session = self.session.lock();
+                session.send_close_notify();
+                while session.wants_write() {
+                    if session.write_tls(&mut records).is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = self.tcp.send_now(&records);
+        }
+        self.tcp.shutdown();
+    }
+
+    fn socket(&self) -> &TcpStream {
+        self.tcp.socket()
+    }
+}

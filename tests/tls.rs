@@ -1,0 +1,344 @@
+//! TLS (feature `tls`): every read and write method over an encrypted
+//! link, in several encodings; who is refused (a plain client, a client
+//! trusting another CA, a client without the certificate mutual TLS asks
+//! for, or with one from another CA); a silent client does not hold up the
+//! next handshake; reads and writes on two threads, close releasing them,
+//! the monitor, try_ reads, reconnect and stats over TLS.
+#![cfg(all(feature = "tls", not(target_vendor = "apple")))]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::pki::{client_config, server_config, Ca, Identity, TempDir};
+use support::{watchdog, QUIET, WAIT};
+use ts_tcpip::prelude::*;
+use ts_tcpip::testing::CallbackRecorder;
+use ts_tcpip::Error;
+
+/// A CA, a server certificate for loopback, and a client certificate.
+struct Pki {
+    ca: Ca,
+    server: Identity,
+    client: Identity,
+}
+
+fn pki() -> Pki {
+    let ca = Ca::new("ts-tcpip test CA");
+    let server = ca.issue(&["localhost", "127.0.0.1"]);
+    let client = ca.issue(&["controller"]);
+    Pki { ca, server, client }
+}
+
+fn tls_server(pki: &Pki, mutual: bool) -> ServerBuilder {
+    OneClientServer::builder().tls(server_config(&pki.server, mutual.then_some(&pki.ca)))
+}
+
+fn tls_client(pki: &Pki, port: u16, with_cert: bool) -> ClientBuilder {
+    let id = with_cert.then_some(&pki.client);
+    Client::builder()
+        .port(port)
+        .tls(client_config(&pki.ca, id), "localhost")
+}
+
+/// A server and a client connected to it over TLS, the server's accept
+/// done.
+fn pair(pki: &Pki, server: ServerBuilder, mutual: bool) -> (OneClientServer, Client) {
+    let server = server.start().expect("TLS server");
+    let client = tls_client(pki, server.port(), mutual)
+        .connect()
+        .expect("TLS client");
+    server.wait_connected(WAIT).expect("the server takes it");
+    (server, client)
+}
+
+#[test]
+fn lines_json_and_structs_cross_a_tls_link_in_several_encodings() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    for encoding in [Encoding::Utf8, Encoding::Utf16, Encoding::Latin1] {
+        let (server, client) = pair(&pki, tls_server(&pki, false).encoding(encoding), false);
+        client.set_encoding(encoding);
+        client.write_str("café au lait").expect("write");
+        assert_eq!(
+            server.read_str().expect("read"),
+            "café au lait",
+            "{encoding}"
+        );
+        server
+            .write_json(&serde_json::json!({"move": [1.5, 2.5]}))
+            .expect("json");
+        let value: serde_json::Value = client.read_json().expect("json back");
+        assert_eq!(value["move"][1], 2.5);
+        // 64 KiB, more than one TLS record, in one write.
+        let block = vec![0x5a; 64 * 1024];
+        client.write(&block).expect("block");
+        assert_eq!(server.read_exact(block.len()).expect("block back"), block);
+        let stats = server.stats();
+        assert_eq!((stats.frames_read, stats.frames_written), (2, 1));
+        assert_eq!(
+            stats.bytes_read as usize,
+            client.stats().bytes_written as usize
+        );
+    }
+}
+
+#[test]
+fn a_plain_client_is_refused_and_the_server_keeps_serving() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let calls = CallbackRecorder::new();
+    let server = tls_server(&pki, false)
+        .connect_callback(calls.callback())
+        .start()
+        .expect("server");
+    let mut plain = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    plain.write_all(b"hello\r\n").expect("plain text");
+    plain.set_read_timeout(Some(WAIT)).expect("timeout");
+    // The server answers with an alert, or closes: never a line.
+    let mut reply = Vec::new();
+    let _ = plain.read_to_end(&mut reply);
+    assert!(!reply.ends_with(b"\r\n"), "{reply:?}");
+    let deadline = Instant::now() + WAIT;
+    while server.stats().connections_rejected == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed handshake was not counted"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    calls.assert_no_more(Duration::ZERO);
+    let client = tls_client(&pki, server.port(), false)
+        .connect()
+        .expect("a TLS client still gets in");
+    calls.assert_next_connected(true, WAIT);
+    client.write_str("after").expect("write");
+    assert_eq!(server.read_str().expect("read"), "after");
+}
+
+#[test]
+fn a_client_trusting_another_ca_fails_to_connect() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false).start().expect("server");
+    let other = Ca::new("another CA");
+    let err = Client::builder()
+        .port(server.port())
+        .tls(client_config(&other, None), "localhost")
+        .connect()
+        .expect_err("the server's certificate is not trusted");
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(!server.connected());
+}
+
+#[test]
+fn mutual_tls_refuses_a_client_without_a_certificate_or_with_one_from_another_ca() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, true).start().expect("server");
+    let other = Ca::new("another CA");
+    let stranger = other.issue(&["stranger"]);
+    let attempts = [
+        ("no certificate", client_config(&pki.ca, None)),
+        ("another CA's", client_config(&pki.ca, Some(&stranger))),
+    ];
+    for (what, config) in attempts {
+        // TLS 1.3: the client may finish its side before the server's
+        // verdict; the refusal then shows on the first read.
+        let refused = match Client::builder()
+            .port(server.port())
+            .tls(config, "localhost")
+            .connect()
+        {
+            Err(_) => true,
+            Ok(client) => {
+                client.set_read_timeout(Some(WAIT));
+                client.read_str().is_err()
+            }
+        };
+        assert!(refused, "{what}: not refused");
+    }
+    assert!(!server.connected());
+    let (_, client) = (
+        (),
+        tls_client(&pki, server.port(), true)
+            .connect()
+            .expect("the right certificate gets in"),
+    );
+    server.wait_connected(WAIT).expect("served");
+    client.write_str("ok").expect("write");
+    assert_eq!(server.read_str().expect("read"), "ok");
+    assert!(server.stats().connections_rejected >= 2);
+}
+
+#[test]
+fn a_silent_client_does_not_hold_up_the_next_handshake() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false)
+        .tls_handshake_timeout(Duration::from_secs(30))
+        .start()
+        .expect("server");
+    // Opens TCP and says nothing: its handshake waits (30 s) on its own.
+    let _silent = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    let started = Instant::now();
+    let client = tls_client(&pki, server.port(), false)
+        .connect()
+        .expect("the next client gets in");
+    server.wait_connected(WAIT).expect("served");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    client.write_str("not held up").expect("write");
+    assert_eq!(server.read_str().expect("read"), "not held up");
+}
+
+#[test]
+fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false)
+        .tls_handshake_timeout(Duration::from_millis(200))
+        .start()
+        .expect("server");
+    let mut silent = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    silent.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = [0u8; 64];
+    assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)), "dropped");
+    assert_eq!(server.stats().connections_rejected, 1);
+}
+
+/// B10 and B9 over TLS: a write blocked on a peer that does not read does
+/// not stop a read on another thread, and close releases both.
+#[test]
+fn b10_a_blocked_tls_writer_does_not_stop_the_reader_and_b09_close_releases_both() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let (server, client) = pair(&pki, tls_server(&pki, false), false);
+    let server = Arc::new(server);
+    let writer = {
+        let server = server.clone();
+        thread::spawn(move || {
+            let chunk = vec![b'x'; 64 * 1024];
+            loop {
+                if let Err(e) = server.write(&chunk) {
+                    return e;
+                }
+            }
+        })
+    };
+    // The client never reads: the server's writer fills the buffers.
+    thread::sleep(QUIET);
+    client.write_str("still heard").expect("client writes");
+    assert_eq!(
+        server.read_str().expect("read beside the writer"),
+        "still heard"
+    );
+    let reader = {
+        let server = server.clone();
+        thread::spawn(move || server.read_str())
+    };
+    thread::sleep(QUIET);
+    server.close();
+    let write_err = writer.join().expect("writer");
+    assert!(write_err.is_connection_error(), "{write_err:?}");
+    let read = reader.join().expect("reader");
+    assert!(read.is_err_and(|e| e.is_connection_error()));
+}
+
+#[test]
+fn the_monitor_notices_a_tls_peer_that_closes() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let calls = CallbackRecorder::new();
+    let (server, client) = pair(
+        &pki,
+        tls_server(&pki, false).connect_callback(calls.callback()),
+        false,
+    );
+    calls.assert_next_connected(true, WAIT);
+    client.close();
+    calls.assert_next_connected(false, WAIT);
+    assert!(!server.connected());
+}
+
+#[test]
+fn try_reads_over_tls_return_whole_lines_only() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let (server, client) = pair(&pki, tls_server(&pki, false), false);
+    assert_eq!(server.try_read_str().expect("nothing yet"), None);
+    client.write(b"par").expect("half a line");
+    thread::sleep(QUIET);
+    assert_eq!(server.try_read_str().expect("still half"), None);
+    client.write(b"tial\r\n").expect("the rest");
+    let deadline = Instant::now() + WAIT;
+    let line = loop {
+        if let Some(line) = server.try_read_str().expect("try") {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "the line never came whole");
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(line, "partial");
+}
+
+#[test]
+fn a_tls_client_reconnects_after_the_server_restarts() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false).start().expect("server");
+    let port = server.port();
+    let client = tls_client(&pki, port, false)
+        .reconnect(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        })
+        .connect()
+        .expect("client");
+    let events = client.events();
+    server.wait_connected(WAIT).expect("served");
+    drop(server);
+    assert!(!events.recv_timeout(WAIT).expect("down").is_connected());
+    let server = tls_server(&pki, false).port(port).start().expect("again");
+    assert!(events.recv_timeout(WAIT).expect("up").is_connected());
+    server.wait_connected(WAIT).expect("served again");
+    client.write_str("back").expect("write");
+    assert_eq!(server.read_str().expect("read"), "back");
+}
+
+#[test]
+fn pem_files_make_the_same_link() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let dir = TempDir::new("pem");
+    let ca = dir.write("ca.pem", pki.ca.pem());
+    let cert = dir.write("server.pem", &pki.server.cert_pem);
+    let key = dir.write("server.key", &pki.server.key_pem);
+    let client_cert = dir.write("client.pem", &pki.client.cert_pem);
+    let client_key = dir.write("client.key", &pki.client.key_pem);
+    let server = OneClientServer::builder()
+        .tls_from_pem(&cert, &key, Some(ca.clone()))
+        .start()
+        .expect("server from PEM files");
+    let client = Client::builder()
+        .port(server.port())
+        .tls_from_pem(&ca, Some((client_cert, client_key)), Some("localhost"))
+        .connect()
+        .expect("client from PEM files");
+    server.wait_connected(WAIT).expect("served");
+    client.write_str("pem").expect("write");
+    assert_eq!(server.read_str().expect("read"), "pem");
+    let missing = OneClientServer::builder()
+        .tls_from_pem(dir.path().join("nope.pem"), &key, None)
+        .start()
+        .expect_err("a missing file fails start()");
+    assert!(matches!(missing, Error::InvalidArgument(_)), "{missing:?}");
+}
