@@ -9,9 +9,9 @@ ran it under Wine. For every binary it lists the host's tests (`--list`,
 less `--list --ignored`), and prints how many ran on each side and which
 ran on Linux but not under Wine: ignored there (with the reason the test
 gives) or not compiled there (a `cfg`). Tests that passed under Wine only
-by skipping themselves (a printed "SKIPPED name: reason") are listed too.
-Exits 1 if a test ran under Wine that Linux does not run (the lists are
-out of step), else 0: the exceptions are documented, not failures.
+by skipping themselves (a printed "SKIPPED name: reason") are listed too,
+and the tests that run under Wine only. Exits 0: it reports; the
+exceptions are documented, not failures.
 """
 
 import json
@@ -51,9 +51,12 @@ def wine_outcomes(log):
     if not os.path.exists(log):
         return outcomes, {}
     text = open(log, errors="replace").read().replace("\r", "")
-    for m in re.finditer(r"^test (\S+) \.\.\. (ok|FAILED|ignored.*)$", text, re.M):
+    # Not anchored: a test's stderr and libtest's lines can share a line.
+    for m in re.finditer(r"test (\S+) \.\.\. (ok|FAILED|ignored[^\n]*)", text):
         outcomes[m.group(1)] = m.group(2)
-    skipped = dict(re.findall(r"^SKIPPED (\S+): (.*)$", text, re.M))
+    skipped = {}
+    for m in re.finditer(r"SKIPPED (\S+): ([^\n]*)", text):
+        skipped[m.group(1)] = re.sub(r"test \S+ \.\.\. .*$", "", m.group(2))
     return outcomes, skipped
 
 
@@ -90,10 +93,9 @@ def main():
         for s in skipped_all:
             print(f"  {s}")
     if extra:
-        print("ran under Wine but not on Linux (lists out of step):")
+        print(f"run under Wine but not on Linux (Windows's own tests): {len(extra)}")
         for e in extra:
             print(f"  {e}")
-        return 1
     return 0
 
 
