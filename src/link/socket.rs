@@ -69,10 +69,10 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
 /// bind is refused (`AddrInUse`, or `PermissionDenied`, WSAEACCES, where
 /// the other socket asked for exclusive use), and a server restarted on
 /// its port while old connections wait in TIME_WAIT binds it again under
-/// Wine (tests/client.rs; not checked on Windows itself). SO_EXCLUSIVEADDRUSE would
-/// also refuse a second socket of the same user that sets SO_REUSEADDR
-/// itself, but neither std, socket2 nor rustix sets it, and a raw
-/// `setsockopt` needs `unsafe`, which this crate forbids.
+/// Wine (tests/client.rs; not checked on Windows itself).
+/// SO_EXCLUSIVEADDRUSE would also refuse a second socket of the same user
+/// that sets SO_REUSEADDR itself, but neither std, socket2 nor rustix sets
+/// it, and a raw `setsockopt` needs `unsafe`, which this crate forbids.
 fn reuse_address(socket: &Socket) -> io::Result<()> {
     if cfg!(windows) {
         return Ok(());
