@@ -116,6 +116,18 @@ pub fn unescape(text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The error and every cause under it (a TLS handshake's reason, say), as
+/// `error: cause: cause`.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text = format!("{text}: {cause}");
+        next = cause.source();
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(options) => options,
@@ -127,7 +139,7 @@ fn main() -> ExitCode {
     match serve(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_server: {e}");
+            eprintln!("echo_server: {}", with_causes(&e));
             ExitCode::FAILURE
         }
     }

@@ -130,6 +130,18 @@ pub fn unescape(text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The error and every cause under it (a TLS handshake's reason, say), as
+/// `error: cause: cause`.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text = format!("{text}: {cause}");
+        next = cause.source();
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(options) => options,
@@ -143,7 +155,7 @@ fn main() -> ExitCode {
     match connect(&options).and_then(|client| talk(&client, stdin, stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("line_client: {e}");
+            eprintln!("line_client: {}", with_causes(&e));
             ExitCode::FAILURE
         }
     }
