@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example echo_server -- PORT [--host H] [--encoding E] [--terminator T]
 //! cargo run --features tls --example echo_server -- PORT --cert CERT.pem --key KEY.pem [--client-ca CA.pem]
+//! cargo run --example echo_server -- PORT [--allow CIDR]... [--replace]
 //! ```
 //!
 //! Prints `echo server listening on port N` once listening (PORT 0: any
@@ -11,7 +12,10 @@
 //! (default `\r\n`); `--encoding` one of the crate's encodings (default
 //! `utf-8`). With `--cert` and `--key` it serves TLS; with `--client-ca`
 //! as well, clients must show a certificate from that CA (mutual TLS). The
-//! TLS options need the `tls` feature. Stop it with Ctrl-C, or by sending
+//! TLS options need the `tls` feature. `--allow CIDR` (repeatable) serves
+//! only peers in those ranges (default: everyone); `--replace` serves a
+//! new client and closes the current one (default: the new one is
+//! closed at once, as in Python). Stop it with Ctrl-C, or by sending
 //! the line `quit` (echoed, then the server exits with status 0).
 
 use std::path::PathBuf;
@@ -21,7 +25,7 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 const USAGE: &str = "usage: echo_server PORT [--host H] [--encoding E] [--terminator T] \
-                     [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]]";
+                     [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]] [--allow CIDR]... [--replace]";
 
 /// What a TLS flag says when the example was built without TLS.
 pub const NO_TLS: &str =
@@ -39,6 +43,11 @@ pub struct Options {
     pub terminator: Vec<u8>,
     /// TLS, or `None` for plain TCP.
     pub tls: Option<TlsFiles>,
+    /// Address ranges of the peers served (empty: everyone).
+    pub allow: Vec<String>,
+    /// Serve a new client and close the current one
+    /// ([`SlotPolicy::ReplaceOld`]), instead of closing the new one.
+    pub replace: bool,
 }
 
 /// The server's TLS as PEM files.
@@ -61,6 +70,8 @@ impl Options {
             encoding: DEFAULT_ENCODING,
             terminator: DEFAULT_TERMINATOR.to_vec(),
             tls: None,
+            allow: Vec::new(),
+            replace: false,
         }
     }
 }
@@ -80,6 +91,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
             "--cert" => cert = Some(PathBuf::from(value()?)),
             "--key" => key = Some(PathBuf::from(value()?)),
             "--client-ca" => client_ca = Some(PathBuf::from(value()?)),
+            "--allow" => options.allow.push(value()?),
+            "--replace" => options.replace = true,
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             text if port.is_none() => {
                 port = Some(text.parse().map_err(|_| format!("bad port {text:?}"))?)
@@ -179,6 +192,13 @@ pub fn start(
     #[cfg(not(feature = "tls"))]
     if options.tls.is_some() {
         return Err(Error::invalid_argument(NO_TLS));
+    }
+    let mut builder = builder;
+    for cidr in &options.allow {
+        builder = builder.allow(cidr);
+    }
+    if options.replace {
+        builder = builder.slot_policy(SlotPolicy::ReplaceOld);
     }
     builder.start(move |server: &OneClientReadLoopServer| {
         let line = server.read_str()?;
