@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The README's performance table from the last `cargo bench --bench link`.
+"""The README's performance tables from the last `cargo bench --bench link`
+and `cargo bench --features tls --bench tls`.
 
 Reads criterion's medians (target/criterion/<group>/<bench>/new/estimates.json)
 and prints, for each SPEC section 3 workload, the crate's and plain std::net's
@@ -8,6 +9,7 @@ met. Throughput ratios are plain time / crate time (above 1: the crate is
 faster); time ratios are crate / plain (below 1: the crate is faster).
 
     cargo bench --bench link && python3 benches/ratios.py [target/criterion]
+    cargo bench --features tls --bench tls && python3 benches/ratios.py
 """
 import json
 import os
@@ -29,6 +31,10 @@ ROWS = [
     ("json_round_trip", "ts_tcpip", "std_net_line", "time", "<= 1.2"),
     ("json_round_trip", "std_net", "std_net_line", "time", "(plain JSON / plain line)"),
     ("json_round_trip", "ts_tcpip_line", "std_net_line", "time", "(<= 1.05)"),
+    # benches/tls.rs (cargo bench --features tls --bench tls): the crate
+    # over TLS against the crate over plain TCP.
+    ("tls_round_trip_1_thread", "ts_tcpip_tls", "ts_tcpip", "time", "<= 1.3"),
+    ("tls_read_exact_64KiB", "ts_tcpip_tls", "ts_tcpip", "thrpt", ">= 0.5"),
 ]
 
 

@@ -67,7 +67,7 @@ pub use wire::BinaryStruct;
 /// of.
 pub mod builder {
     pub use crate::ends::builder::{Builder, ClientSide, Monitored, ReadLoopSide, ServerSide};
-    pub use crate::ends::server::ServesOne;
+    pub use crate::ends::server_options::ServesOne;
 }
 
 /// TLS (feature `tls`): configurations from PEM files, and the rustls

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::config::LinkConfig;
 use crate::encoding::Encoding;
 
-pub use super::client::ClientSide;
+pub use super::client_options::ClientSide;
 pub use super::read_loop::ReadLoopSide;
-pub use super::server::ServerSide;
+pub use super::server_options::ServerSide;
 
 /// Configures a [`OneClientServer`](crate::OneClientServer).
 pub type ServerBuilder = Builder<ServerSide>;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::builder::{sealed, Builder, ReadLoopServerBuilder};
-use super::server::{OneClientServer, ServerSide, ServesOne};
+use super::server::OneClientServer;
+use super::server_options::{ServerSide, ServesOne};
 use crate::error::{Chain, Error, Result};
 use crate::link::endpoint::{Endpoint, Intent};
 use crate::link::DisconnectReason;

@@ -16,6 +16,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -34,8 +35,12 @@ pub(crate) struct Tls {
     /// Held by whoever receives ciphertext from the socket, with the
     /// buffer it receives into.
     receiving: Mutex<Vec<u8>>,
-    /// Held by whoever sends records to the socket.
-    sending: Mutex<()>,
+    /// Held by whoever sends records to the socket, with the buffer the
+    /// records are made in.
+    sending: Mutex<Vec<u8>>,
+    /// A reader made records (an alert, a key update) while a writer was
+    /// sending: whoever holds `sending` next sends them.
+    answers: AtomicBool,
 }
 
 impl std::fmt::Debug for Tls {
@@ -62,7 +67,8 @@ pub(crate) fn handshake(
         tcp: socket::Stream::new(tcp)?,
         session: Mutex::new(session),
         receiving: Mutex::new(vec![0; RECORD]),
-        sending: Mutex::new(()),
+        sending: Mutex::new(Vec::new()),
+        answers: AtomicBool::new(false),
     })
 }
 
@@ -101,8 +107,8 @@ fn shake(tcp: &TcpStream, session: &mut rustls::Connection, timeout: Duration) -
 impl Tls {
     /// Decrypted bytes into `buf`, if the session has any: `None` when it
     /// needs more ciphertext first.
-    fn plaintext(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        match self.session.lock().reader().read(buf) {
+    fn plaintext(session: &mut rustls::Connection, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match session.reader().read(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             // The peer closed the TCP stream without TLS's close_notify:
             // for a link, that is its end of file too.
@@ -111,10 +117,12 @@ impl Tls {
         }
     }
 
-    /// Hands ciphertext to the session; an empty slice is the socket's end
-    /// of file. Records it made in answer (alerts, key updates) are sent
-    /// now if no writer is busy, else by the writer after its own.
-    fn absorb(&self, mut cipher: &[u8]) -> io::Result<()> {
+    /// Hands ciphertext to the session (an empty slice is the socket's end
+    /// of file), then reads what it decrypts to into `buf` if there is a
+    /// `buf`, all under one lock. Records the session made in answer
+    /// (alerts, key updates) are sent now if no writer is busy, else by
+    /// the writer after its own.
+    fn absorb(&self, mut cipher: &[u8], buf: Option<&mut [u8]>) -> io::Result<Option<usize>> {
         let mut session = self.session.lock();
         loop {
             let taken = session.read_tls(&mut cipher)?;
@@ -136,36 +144,45 @@ impl Tls {
                 ));
             }
         }
+        let read = buf
+            .and_then(|buf| Self::plaintext(&mut session, buf))
+            .transpose()?;
         let answer = session.wants_write();
         drop(session);
         if answer {
             self.flush_if_idle();
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Sends the records the session holds, unless a writer is sending:
-    /// it sends them after its own.
+    /// then the flag tells it to send them after its own.
     fn flush_if_idle(&self) {
-        if let Some(_sending) = self.sending.try_lock() {
-            let _ = self.send_pending();
+        self.answers.store(true, Ordering::Release);
+        // Tried after the flag is up: a writer that looked at the flag
+        // before it was up has let go of the lock by now, or will see it.
+        if let Some(mut records) = self.sending.try_lock() {
+            if self.answers.swap(false, Ordering::AcqRel) {
+                let _ = self.send_pending(&mut records);
+            }
         }
     }
 
-    /// Sends every record the session holds. Called with `sending` held.
-    fn send_pending(&self) -> io::Result<()> {
+    /// Sends every record the session holds. Called with `sending` held:
+    /// `records` is its buffer.
+    fn send_pending(&self, records: &mut Vec<u8>) -> io::Result<()> {
         loop {
-            let mut records = Vec::new();
+            records.clear();
             {
                 let mut session = self.session.lock();
                 while session.wants_write() {
-                    session.write_tls(&mut records)?;
+                    session.write_tls(records)?;
                 }
             }
             if records.is_empty() {
                 return Ok(());
             }
-            self.send_records(&records)?;
+            self.send_records(records)?;
         }
     }
 
@@ -193,26 +210,42 @@ impl Tls {
 
 impl Transport for Tls {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // One reader at a time, which also keeps a peek from taking the
+        // ciphertext this read waits for.
+        let mut cipher = self.receiving.lock();
+        if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
+            return read;
+        }
         loop {
-            if let Some(read) = self.plaintext(buf) {
-                return read;
-            }
-            let mut cipher = self.receiving.lock();
-            // Another look: a peek may have taken the ciphertext in.
-            if let Some(read) = self.plaintext(buf) {
-                return read;
-            }
             let n = self.tcp.read(&mut cipher)?;
-            self.absorb(&cipher[..n])?;
+            if let Some(read) = self.absorb(&cipher[..n], Some(&mut *buf))? {
+                return Ok(read);
+            }
         }
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        let _sending = self.sending.lock();
-        let taken = self.session.lock().writer().write(buf)?;
-        self.send_pending().map_err(|e| match e.kind() {
-            // Plaintext taken, records not sent: the stream is broken, so
-            // not the "nothing sent" of a plain socket's timeout.
+        let mut records = self.sending.lock();
+        records.clear();
+        let taken = {
+            let mut session = self.session.lock();
+            let taken = session.writer().write(buf)?;
+            while session.wants_write() {
+                session.write_tls(&mut *records)?;
+            }
+            taken
+        };
+        let mut sent = self.send_records(&records);
+        if sent.is_ok() && self.answers.swap(false, Ordering::AcqRel) {
+            sent = self.send_pending(&mut records);
+        }
+        // A huge write should not pin its records for the link's lifetime.
+        if records.capacity() > 4 * RECORD {
+            *records = Vec::new();
+        }
+        // Plaintext taken, records not sent: the stream is broken, so not
+        // the "nothing sent" of a plain socket's timeout.
+        sent.map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, e),
             _ => e,
         })?;
@@ -247,7 +280,7 @@ impl Transport for Tls {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
                 Err(e) => return Err(e),
             };
-            self.absorb(&cipher[..n])?;
+            self.absorb(&cipher[..n], None)?;
             let state = self
                 .session
                 .lock()
@@ -273,13 +306,13 @@ impl Transport for Tls {
     fn shutdown(&self) {
         // A close_notify first, when it can go without waiting for a
         // writer (which may be blocked on a peer that does not read).
-        if let Some(_sending) = self.sending.try_lock() {
-            let mut records = Vec::new();
+        if let Some(mut records) = self.sending.try_lock() {
+            records.clear();
             {
                 let mut session = self.session.lock();
                 session.send_close_notify();
                 while session.wants_write() {
-                    if session.write_tls(&mut records).is_err() {
+                    if session.write_tls(&mut *records).is_err() {
                         break;
                     }
                 }

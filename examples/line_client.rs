@@ -1,0 +1,197 @@
+//! Connects to a line server (`echo_server`, a Python `OneClientServer`,
+//! an instrument), sends each line of stdin and prints each reply line.
+//!
+//! ```text
+//! cargo run --example line_client -- HOST PORT [--encoding E] [--terminator T]
+//! cargo run --features tls --example line_client -- HOST PORT --ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]
+//! ```
+//!
+//! One reply line is read for each line sent, and stdout holds only the
+//! reply lines. Exits with status 0 at the end of stdin; if the connection
+//! or the TLS handshake fails, or the server goes before replying, it
+//! prints the error on stderr and exits with status 1 (2 for bad
+//! arguments). `--terminator` takes `\r\n`, `\n`, `\t` and `\\` as written
+//! (default `\r\n`); `--encoding` one of the crate's encodings (default
+//! `utf-8`). With `--ca` it speaks TLS, verifying the server against
+//! CA.pem for NAME (default: HOST), and with `--cert` and `--key` shows a
+//! client certificate (mutual TLS). The TLS options need the `tls`
+//! feature.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ts_tcpip::prelude::*;
+use ts_tcpip::{Error, Result};
+
+const USAGE: &str = "usage: line_client HOST PORT [--encoding E] [--terminator T] \
+                     [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]]";
+
+/// What a TLS flag says when the example was built without TLS.
+pub const NO_TLS: &str =
+    "built without the tls feature: cargo run --features tls --example line_client -- ...";
+
+/// Command-line options.
+pub struct Options {
+    /// The server's address.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// Text encoding of the lines.
+    pub encoding: Encoding,
+    /// Line terminator.
+    pub terminator: Vec<u8>,
+    /// TLS, or `None` for plain TCP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The client's TLS as PEM files.
+pub struct TlsFiles {
+    /// The CA to verify the server against.
+    pub ca: PathBuf,
+    /// A client certificate chain and its key, for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// The name to verify the server for; `None`: the host.
+    pub server_name: Option<String>,
+}
+
+impl Options {
+    /// Plain TCP to `host`:`port`, UTF-8, `\r\n`.
+    pub fn new(host: &str, port: u16) -> Options {
+        Options {
+            host: host.to_owned(),
+            port,
+            encoding: DEFAULT_ENCODING,
+            terminator: DEFAULT_TERMINATOR.to_vec(),
+            tls: None,
+        }
+    }
+}
+
+/// Parses the arguments after the program's name.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result<Options, String> {
+    let mut args = args.into_iter();
+    let mut positional = Vec::new();
+    let (mut encoding, mut terminator) = (DEFAULT_ENCODING, DEFAULT_TERMINATOR.to_vec());
+    let (mut ca, mut cert, mut key, mut server_name) = (None, None, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--encoding" => encoding = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--terminator" => terminator = unescape(&value()?),
+            "--ca" => ca = Some(PathBuf::from(value()?)),
+            "--cert" => cert = Some(PathBuf::from(value()?)),
+            "--key" => key = Some(PathBuf::from(value()?)),
+            "--server-name" => server_name = Some(value()?),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => positional.push(arg),
+        }
+    }
+    let [host, port] = <[String; 2]>::try_from(positional)
+        .map_err(|got| format!("HOST and PORT expected, got {got:?}"))?;
+    let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".into()),
+    };
+    let tls = match ca {
+        Some(ca) => Some(TlsFiles {
+            ca,
+            identity,
+            server_name,
+        }),
+        None if identity.is_some() || server_name.is_some() => {
+            return Err("--cert, --key and --server-name need --ca".into())
+        }
+        None => None,
+    };
+    if tls.is_some() && !cfg!(feature = "tls") {
+        return Err(NO_TLS.into());
+    }
+    if terminator.is_empty() {
+        return Err("the terminator must not be empty".into());
+    }
+    Ok(Options {
+        host,
+        port,
+        encoding,
+        terminator,
+        tls,
+    })
+}
+
+/// `\r`, `\n`, `\t` and `\\` as a shell cannot easily pass them.
+pub fn unescape(text: &str) -> Vec<u8> {
+    text.replace("\\r", "\r")
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\\\", "\\")
+        .into_bytes()
+}
+
+/// The error and every cause under it (a TLS handshake's reason, say), as
+/// `error: cause: cause`.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text = format!("{text}: {cause}");
+        next = cause.source();
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("line_client: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    match connect(&options).and_then(|client| talk(&client, stdin, stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("line_client: {}", with_causes(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Connects (and completes the TLS handshake) once, without retrying.
+pub fn connect(options: &Options) -> Result<Client> {
+    let builder = Client::builder()
+        .host(&options.host)
+        .port(options.port)
+        .encoding(options.encoding)
+        .terminator(options.terminator.clone())
+        .name("line_client");
+    #[cfg(feature = "tls")]
+    let builder = match &options.tls {
+        Some(tls) => {
+            builder.tls_from_pem(&tls.ca, tls.identity.clone(), tls.server_name.as_deref())
+        }
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    if options.tls.is_some() {
+        return Err(Error::invalid_argument(NO_TLS));
+    }
+    builder.connect()
+}
+
+/// Sends each line of `input` (without its `\n` or `\r\n`) and writes each
+/// reply to `output`, one line each, until `input` ends.
+pub fn talk(client: &Client, input: impl BufRead, mut output: impl Write) -> Result<()> {
+    for line in input.lines() {
+        client.write_str(&line?)?;
+        let reply = client.read_str()?;
+        writeln!(output, "{reply}")?;
+        output.flush()?;
+    }
+    client.close();
+    Ok::<(), Error>(())
+}

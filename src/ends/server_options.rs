@@ -1,0 +1,242 @@
+//! The settings of the ends that serve one client ([`ServerBuilder`](crate::ServerBuilder) and
+//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder)): where to
+//! listen, who may connect, what happens when the slot is taken, TLS.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use super::admission::{PeerPredicate, SlotPolicy};
+use super::builder::{sealed, Builder};
+use super::server::OneClientServer;
+use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+
+pub(crate) type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
+
+/// What a [`ServerBuilder`](crate::ServerBuilder) holds beside the link's settings.
+pub struct ServerSide {
+    pub(crate) host: Option<String>,
+    pub(crate) port: u16,
+    pub(crate) backlog: i32,
+    pub(crate) callback: Option<ServerCallback>,
+    /// CIDR text, parsed by `start()`.
+    pub(crate) allow: Vec<String>,
+    pub(crate) allow_peer: Vec<PeerPredicate>,
+    pub(crate) slot_policy: SlotPolicy,
+    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) reuse_port: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::ServerTls>,
+}
+
+impl Default for ServerSide {
+    fn default() -> Self {
+        ServerSide {
+            host: Some(DEFAULT_LOCALHOST.to_owned()),
+            port: 0,
+            backlog: DEFAULT_BACKLOG,
+            callback: None,
+            allow: Vec::new(),
+            allow_peer: Vec::new(),
+            slot_policy: SlotPolicy::default(),
+            listeners: Vec::new(),
+            reuse_port: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+/// The ends that serve one client: [`ServerBuilder`](crate::ServerBuilder) and
+/// [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder) share these
+/// settings.
+pub trait ServesOne: sealed::Sealed {
+    #[doc(hidden)]
+    fn server_side(&mut self) -> &mut ServerSide;
+}
+
+impl ServesOne for ServerSide {
+    fn server_side(&mut self) -> &mut ServerSide {
+        self
+    }
+}
+
+impl<S: ServesOne> Builder<S> {
+    /// Address to listen on: an IP address or a host name (every address
+    /// it resolves to is bound). Default:
+    /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST).
+    pub fn host(mut self, host: &str) -> Self {
+        self.side.server_side().host = Some(host.to_owned());
+        self
+    }
+
+    /// Listen on every interface, on an IPv4 and an IPv6 socket (Python's
+    /// `host=None`). With port 0 each socket gets its own port, so
+    /// [`OneClientServer::port`] is 0: see
+    /// [`OneClientServer::local_addrs`].
+    pub fn any_host(mut self) -> Self {
+        self.side.server_side().host = None;
+        self
+    }
+
+    /// Port to listen on; 0 (the default) picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.side.server_side().port = port;
+        self
+    }
+
+    /// Pending connections the listener queues. Default:
+    /// [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG) (128).
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.side.server_side().backlog = backlog;
+        self
+    }
+
+    /// Serves TLS with `config` (feature `tls`): every client must
+    /// complete a handshake, within the
+    /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout), on a
+    /// thread of its own (a client that sends nothing never holds up the
+    /// next). Client certificates are required when `config` says so. A
+    /// failed handshake is counted in `connections_rejected` and logged
+    /// with the peer and the reason; the served client is undisturbed.
+    /// Default: plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
+        self
+    }
+
+    /// [`tls`](Self::tls) with a configuration made from PEM files when
+    /// the server starts (see
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)):
+    /// the certificate chain, its key and, for mutual TLS, the CA that
+    /// client certificates must come from.
+    #[cfg(feature = "tls")]
+    pub fn tls_from_pem(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+        client_ca: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.side.server_side().tls = Some(super::tls::ServerTls::Pem {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca,
+        });
+        self
+    }
+
+    /// Called on its own thread with `true` when a client connects and
+    /// `false` when it goes, once per change, in order. A panic in it is
+    /// logged and changes nothing else; it may call `close()` or
+    /// `close_client()`. Default: none.
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&OneClientServer, bool) + Send + 'static,
+    {
+        self.side.server_side().callback = Some(Box::new(callback));
+        self
+    }
+
+    /// Allows peers whose address is in `cidr`: an IPv4 or IPv6 range
+    /// such as `"10.0.0.0/8"`, `"127.0.0.1/32"` or `"::1/128"`, or a bare
+    /// address for one host. Repeatable: each range (and each
+    /// [`allow_peer`](Self::allow_peer) predicate) adds to what is
+    /// allowed, and a peer is allowed if any of them allows it. An IPv4
+    /// peer on an IPv6 socket (`::ffff:a.b.c.d`) is matched as IPv4.
+    ///
+    /// A peer that is not allowed is closed as soon as it is accepted (it
+    /// sees end of file), before it can take the slot, so the served
+    /// client is never disturbed; it is counted in
+    /// [`Stats::connections_refused`](crate::Stats::connections_refused)
+    /// and logged at WARN with its address and why. A range that does
+    /// not parse, or has bits set past its prefix (`"10.0.0.1/8"`), makes
+    /// `start()` fail with [`Error::InvalidArgument`](crate::Error::InvalidArgument). Default: no range
+    /// and no predicate, everyone is allowed.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .allow("127.0.0.1/32")
+    ///     .allow("10.0.0.0/8")
+    ///     .start()?;
+    /// assert!(OneClientServer::builder().allow("10.0.0.0/33").start().is_err());
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn allow(mut self, cidr: &str) -> Self {
+        self.side.server_side().allow.push(cidr.to_owned());
+        self
+    }
+
+    /// Allows the peers for which `allowed` returns true, given the
+    /// peer's address as accepted. Repeatable, and adds to the
+    /// [`allow`](Self::allow) ranges: a peer is allowed if any range or
+    /// predicate allows it (a predicate is only asked when no range
+    /// does). It runs on the accept thread, with no lock held, before the
+    /// next connection is accepted: keep it quick. A predicate that panics
+    /// refuses the peer (the panic is noted in the log). A refused peer is
+    /// handled as `allow` says. Default: none.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .allow_peer(|peer| peer.ip().is_loopback())
+    ///     .start()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn allow_peer<F>(mut self, allowed: F) -> Self
+    where
+        F: Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    {
+        self.side.server_side().allow_peer.push(Arc::new(allowed));
+        self
+    }
+
+    /// What a client that connects while another is served does: see
+    /// [`SlotPolicy`]. Peers the allowlist refuses never get this far.
+    /// Default: [`SlotPolicy::RejectNew`], the new client is closed at
+    /// once (as in Python).
+    pub fn slot_policy(mut self, policy: SlotPolicy) -> Self {
+        self.side.server_side().slot_policy = policy;
+        self
+    }
+
+    /// Serves connections from `listener`, a listening socket the caller
+    /// already holds (socket activation, a test that reserved its port),
+    /// instead of binding one. Repeatable: each call adds a socket, each
+    /// served by an accept thread of its own. With any listener given,
+    /// [`host`](Self::host), [`any_host`](Self::any_host),
+    /// [`port`](Self::port), [`backlog`](Self::backlog) and
+    /// [`reuse_port`](Self::reuse_port) are ignored (the socket is bound
+    /// and listening already); [`OneClientServer::host`] is then the
+    /// first listener's IP address. The listener is set to blocking mode;
+    /// one that is not listening makes `start()` fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) where the system can tell (Linux,
+    /// Android, FreeBSD). `close()` closes it. Default: none, the server
+    /// binds its own.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = OneClientServer::builder().listener(listener).start()?;
+    /// assert_eq!(server.local_addrs(), vec![addr]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.side.server_side().listeners.push(listener);
+        self
+    }
+
+    /// Sets SO_REUSEPORT on the listening sockets, so that several (in
+    /// this process or another of the same user) may listen on one
+    /// address and port; the system spreads new connections between them
+    /// (Linux balances them; other systems differ). Every Unix but
+    /// Solaris and illumos has it; elsewhere (Windows) `true`
+    /// makes `start()` fail with [`Error::InvalidArgument`](crate::Error::InvalidArgument) rather than
+    /// leave a second server to fail with "address in use". Ignored with a
+    /// [`listener`](Self::listener). Default: false.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.side.server_side().reuse_port = on;
+        self
+    }
+}
