@@ -76,6 +76,11 @@ fn b01_any_host_port_zero_lists_each_socket_and_port_is_zero() {
     }
 }
 
+/// `AddrInUse` on every platform. On Windows the crate's listeners set
+/// no SO_REUSEADDR (there it would let a second socket share the port:
+/// `socket::reuse_address`), so a second bind is WSAEADDRINUSE; with
+/// SO_REUSEADDR set, Wine 8 answered WSAEACCES (`PermissionDenied`), which
+/// Windows gives where the holder asked for exclusive use.
 #[test]
 fn b01_port_in_use_is_an_io_error_not_a_panic() {
     let _w = watchdog(Duration::from_secs(30));

@@ -37,8 +37,12 @@ fn raw_connect_from(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
         eprintln!("note: skipping: cannot bind {from} ({e})");
         return None;
     }
+    // A plain connect, not connect_timeout: on Windows socket2's timed
+    // connect polls, and when the server refuses (accepts and closes) at
+    // once the poll sees POLLHUP and calls the connect failed ("no error
+    // set after POLLHUP", seen under Wine); loopback answers at once.
     socket
-        .connect_timeout(&to.into(), WAIT)
+        .connect(&to.into())
         .unwrap_or_else(|e| panic!("connect from {from} to {to}: {e}"));
     let stream = TcpStream::from(socket);
     stream.set_read_timeout(Some(WAIT)).expect("timeout");

@@ -3,9 +3,11 @@
 //! its own), and offered to the slot, or turned away.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use socket2::Socket;
 
@@ -26,15 +28,53 @@ pub(crate) struct Listening {
     pub(crate) port: u16,
     pub(crate) local_addrs: Vec<SocketAddr>,
     pub(crate) listeners: Mutex<Vec<Arc<Socket>>>,
+    /// Set by the first `close`: the accept threads return and close their
+    /// listening sockets, telling `released` each.
+    pub(crate) stopping: AtomicBool,
+    pub(crate) accepting: AtomicUsize,
+    pub(crate) released: (Sender<()>, Receiver<()>),
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Listening {
-    pub(crate) fn accept_loop(self: &Arc<Self>, listener: &Socket) {
+    /// Runs one accept thread on `listener`, and closes it (the last
+    /// reference) when the thread returns.
+    pub(crate) fn serve(self: &Arc<Self>, listener: Arc<Socket>) {
+        self.accept_loop(&listener);
+        drop(listener);
+        let _ = self.released.0.send(());
+    }
+
+    /// Stops taking connections, once: wakes every accept thread and waits
+    /// (a second at most) until each has returned and closed its socket,
+    /// so that the port refuses connections on return.
+    pub(crate) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let listeners = std::mem::take(&mut *self.listeners.lock());
+        for listener in &listeners {
+            socket::wake_accept(listener);
+        }
+        drop(listeners);
+        for _ in 0..self.accepting.load(Ordering::Acquire) {
+            if self
+                .released
+                .1
+                .recv_timeout(Duration::from_secs(1))
+                .is_err()
+            {
+                log::warn!("{}: an accept thread did not return", self.ep.log_name);
+                break;
+            }
+        }
+    }
+
+    fn accept_loop(self: &Arc<Self>, listener: &Socket) {
         loop {
             let accepted = listener.accept();
-            if self.ep.is_closed() {
+            if self.stopping.load(Ordering::Acquire) || self.ep.is_closed() {
                 return;
             }
             match accepted {
@@ -96,7 +136,10 @@ impl Listening {
             }
             return;
         }
-        self.take(Connection::new(Tcp(stream), peer));
+        match Tcp::new(stream) {
+            Ok(transport) => self.take(Connection::new(transport, peer)),
+            Err(e) => log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name),
+        }
     }
 
     /// Makes `conn` the client, unless one is connected and the slot

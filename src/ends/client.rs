@@ -47,7 +47,7 @@ impl Target {
         if let Some(tls) = &self.tls {
             return tls.connect(stream, peer, link.tls_handshake_timeout);
         }
-        Ok(Connection::new(Tcp(stream), peer))
+        Ok(Connection::new(Tcp::new(stream)?, peer))
     }
 
     /// A stream the caller connected, made a connection as
@@ -64,7 +64,7 @@ impl Target {
         if let Some(tls) = &self.tls {
             return tls.connect(stream, peer, link.tls_handshake_timeout);
         }
-        Ok(Connection::new(Tcp(stream), peer))
+        Ok(Connection::new(Tcp::new(stream)?, peer))
     }
 }
 

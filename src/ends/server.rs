@@ -2,6 +2,7 @@
 //! others away.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ impl ServerBuilder {
             port,
             local_addrs,
             listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+            stopping: AtomicBool::new(false),
+            accepting: AtomicUsize::new(0),
+            released: crossbeam_channel::unbounded(),
             #[cfg(feature = "tls")]
             tls,
         });
@@ -175,13 +179,12 @@ impl OneClientServer {
     /// Idempotent; dropping the server does the same (Python's `close`
     /// then `done_task`).
     pub fn close(&self) {
-        self.ep.close(Intent::Clear, || {
-            for listener in self.listening.listeners.lock().iter() {
-                socket::wake_accept(listener);
-            }
-        });
-        // The accepting threads are gone: dropping the sockets frees the port.
-        self.listening.listeners.lock().clear();
+        // The port first: a client that reconnects as soon as it is let go
+        // must be refused, not queued by a listener that is about to close
+        // (on Windows a listening socket takes connections until it is
+        // closed; `shutdown` does not stop it).
+        self.listening.stop();
+        self.ep.close(Intent::Clear, || {});
     }
 
     /// True once [`close`](Self::close) was called.
@@ -207,7 +210,8 @@ impl OneClientServer {
         ep.spawn_monitor()?;
         for listener in self.listening.listeners.lock().iter() {
             let (listening, listener) = (self.listening.clone(), listener.clone());
-            ep.spawn("accept", move || listening.accept_loop(&listener))?;
+            ep.spawn("accept", move || listening.serve(listener))?;
+            self.listening.accepting.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())
     }

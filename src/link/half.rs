@@ -293,7 +293,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let peer = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (stream, addr) = listener.accept().expect("accept");
-        (Arc::new(Connection::new(Tcp(stream), addr)), peer)
+        (
+            Arc::new(Connection::new(Tcp::new(stream).expect("transport"), addr)),
+            peer,
+        )
     }
 
     fn line(frame: Cow<'_, [u8]>, _: &Codec) -> Result<Vec<u8>> {

@@ -12,12 +12,12 @@
 //! that takes the last bytes soon after the close has the drop reported
 //! soon after too.
 //!
-//! Where the wait cannot leave data out (no `POLLRDHUP`), it is a blocking
-//! peek that bytes wake as well; the monitor then looks once per interval
-//! while bytes wait, which bounds how late a drop is noticed on a busy
-//! link. That peek obeys the link's read timeout; a timeout shorter than
-//! the interval would wake the monitor at its own pace, so then the
-//! monitor, too, looks once per interval.
+//! Where the wait cannot leave data out (no `POLLRDHUP`: a `WSAPoll` on
+//! Windows, a blocking peek elsewhere), bytes wake it as well; the monitor
+//! then looks once per interval while bytes wait, which bounds how late a
+//! drop is noticed on a busy link. The blocking peek obeys the link's read
+//! timeout; a timeout shorter than the interval would wake the monitor at
+//! its own pace, so then the monitor, too, looks once per interval.
 
 use std::io::ErrorKind;
 use std::sync::Arc;

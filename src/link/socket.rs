@@ -2,8 +2,8 @@
 //! peeks that tell whether a peer is still there, and how the platform
 //! reports a timeout. Every difference between platforms lives here.
 
-use std::io;
-#[cfg(unix)]
+use std::io::{self, Read, Write};
+#[cfg(not(windows))]
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -34,8 +34,7 @@ pub(crate) fn listen_addrs(host: Option<&str>, port: u16) -> Result<Vec<SocketAd
 }
 
 /// Binds and listens on every address. IPv6 sockets are IPv6-only so that
-/// an IPv4 socket can share the port; SO_REUSEADDR lets a closed server's
-/// port be bound again at once, as asyncio does on Unix.
+/// an IPv4 socket can share the port; see [`reuse_address`] for the rest.
 pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<Socket>> {
     let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
     for addr in addrs {
@@ -46,7 +45,7 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
                 Type::STREAM,
                 Some(Protocol::TCP),
             )?;
-            socket.set_reuse_address(true)?;
+            reuse_address(&socket)?;
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
             }
@@ -57,6 +56,28 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
         listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
     }
     Ok(listeners)
+}
+
+/// Unix: SO_REUSEADDR, so that a closed server's port can be bound again
+/// at once while its old connections wait out TIME_WAIT (as asyncio does
+/// on Unix). A port that another socket listens on stays refused
+/// (`AddrInUse`).
+///
+/// Windows: nothing, as std and asyncio set nothing there. Windows's
+/// SO_REUSEADDR means something else: another socket could bind the port
+/// while this one listens on it and take its connections. Unset, a second
+/// bind is refused (`AddrInUse`, or `PermissionDenied`, WSAEACCES, where
+/// the other socket asked for exclusive use), and a server restarted on
+/// its port while old connections wait in TIME_WAIT binds it again under
+/// Wine (tests/client.rs; not checked on Windows itself).
+/// SO_EXCLUSIVEADDRUSE would also refuse a second socket of the same user
+/// that sets SO_REUSEADDR itself, but neither std, socket2 nor rustix sets
+/// it, and a raw `setsockopt` needs `unsafe`, which this crate forbids.
+fn reuse_address(socket: &Socket) -> io::Result<()> {
+    if cfg!(windows) {
+        return Ok(());
+    }
+    socket.set_reuse_address(true)
 }
 
 /// Connects to the first address of `host:port` that answers, all of them
@@ -249,146 +270,354 @@ pub(crate) enum Peek {
     Data,
     /// The peer closed its side and everything it sent has been read.
     Eof,
-    /// Nothing yet (from [`peek_now`], or from [`wait_hangup`] when the
-    /// wait ended for no reason).
+    /// Nothing yet (from [`Stream::peek_now`], or from
+    /// [`Stream::wait_hangup`] when the wait ended for no reason).
     Empty,
 }
 
-/// True where [`wait_hangup`] sleeps through data and wakes only for the
-/// peer's close, an error or a local shutdown; elsewhere it wakes for data
-/// too, and the monitor paces its looks by its interval.
+/// True where [`Stream::wait_hangup`] sleeps through data and wakes only
+/// for the peer's close, an error or a local shutdown; elsewhere it wakes
+/// for data too, and the monitor paces its looks by its interval.
 pub(crate) const WAITS_FOR_HANGUP_ONLY: bool =
     cfg!(any(target_os = "linux", target_os = "android"));
 
-/// Waits until the peer closes its side, the connection breaks or this
-/// side shuts it down, then looks (without consuming) at what is left:
-/// `Eof` (closed, nothing unread), `Data` (closed with bytes unread) or an
-/// error. Bytes arriving do not wake it.
+/// A connected socket as the threads of a link share it: one reads while
+/// another writes, a third waits for the peer's hang-up, and any of them
+/// may shut it down, which releases all the others at once.
 ///
-/// `poll()` for `POLLRDHUP` alone: the wake-up a socket sends for data
-/// carries `POLLIN`, which this wait did not ask for, so the kernel leaves
-/// the thread asleep; a FIN sets `POLLRDHUP`, an RST or a keepalive
-/// failure `POLLERR`, and a local `shutdown` both (`POLLHUP` too), and
-/// those are reported whether asked for or not. `poll` ignores the
-/// socket's read timeout, so a short one does not wake it either. Once the
-/// peer has closed the call returns at once, every time: the caller paces
-/// its looks while bytes wait unread.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn wait_hangup(stream: &TcpStream) -> io::Result<Peek> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let mut fds = [PollFd::new(stream, PollFlags::RDHUP)];
-    loop {
-        match poll(&mut fds, None) {
-            Ok(_) => return peek_now(stream),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+/// On Unix that is the socket alone: `shutdown` wakes every thread blocked
+/// on it. On Windows it does not (rust-lang/rust#121594), so there the
+/// socket is non-blocking and every wait is a `WSAPoll` on it and on a
+/// wake socket that [`Stream::shutdown`] makes readable (see `Wake`).
+#[derive(Debug)]
+pub(crate) struct Stream {
+    socket: TcpStream,
+    #[cfg(windows)]
+    wake: Wake,
+}
+
+#[cfg(not(windows))]
+impl Stream {
+    /// The stream over a connected socket; on failure the socket comes
+    /// back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
+        Ok(Stream { socket })
+    }
+
+    /// Receives what has arrived, without waiting (`WouldBlock` when
+    /// nothing has) and without disturbing a blocking read on another
+    /// thread.
+    #[cfg(feature = "tls")]
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.peek_now()? {
+            Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
+            // Bytes or the end of file wait: a read returns at once.
+            Peek::Data | Peek::Eof => (&self.socket).read(buf),
         }
     }
-}
 
-/// Elsewhere (no `POLLRDHUP`): a blocking peek, which data wakes as well.
-/// It obeys the socket's read timeout (`WouldBlock`/`TimedOut`).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn wait_hangup(stream: &TcpStream) -> io::Result<Peek> {
-    let mut byte = [0u8; 1];
-    Ok(match stream.peek(&mut byte)? {
-        0 => Peek::Eof,
-        _ => Peek::Data,
-    })
-}
+    /// Sends what the socket takes at once (`WouldBlock` when it takes
+    /// nothing), without waiting for room.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(&self.socket).send_with_flags(buf, libc::MSG_DONTWAIT)
+    }
 
-/// Looks without waiting. Unlike switching the socket to non-blocking mode
-/// this does not disturb a blocking read on another thread.
-#[cfg(unix)]
-pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
-    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    match SockRef::from(stream).recv_with_flags(&mut byte, flags) {
-        Ok(0) => Ok(Peek::Eof),
-        Ok(_) => Ok(Peek::Data),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
-        Err(e) => Err(e),
+    /// Reads what is there, waiting for something or the socket's read
+    /// timeout (`WouldBlock`, as `EAGAIN` is); 0 at end of file.
+    #[inline]
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.socket).read(buf)
+    }
+
+    /// Writes some of `buf`, waiting for room or the socket's write
+    /// timeout (`WouldBlock`).
+    #[inline]
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket).write(buf)
+    }
+
+    /// Looks without waiting. Unlike switching the socket to non-blocking
+    /// mode this does not disturb a blocking read on another thread.
+    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+        match SockRef::from(&self.socket).recv_with_flags(&mut byte, flags) {
+            Ok(0) => Ok(Peek::Eof),
+            Ok(_) => Ok(Peek::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the peer closes its side, the connection breaks or
+    /// this side shuts it down, then looks (without consuming) at what is
+    /// left: `Eof` (closed, nothing unread), `Data` (closed with bytes
+    /// unread) or an error. Bytes arriving do not wake it.
+    ///
+    /// `poll()` for `POLLRDHUP` alone: the wake-up a socket sends for data
+    /// carries `POLLIN`, which this wait did not ask for, so the kernel
+    /// leaves the thread asleep; a FIN sets `POLLRDHUP`, an RST or a
+    /// keepalive failure `POLLERR`, and a local `shutdown` both (`POLLHUP`
+    /// too), and those are reported whether asked for or not. `poll`
+    /// ignores the socket's read timeout, so a short one does not wake it
+    /// either. Once the peer has closed the call returns at once, every
+    /// time: the caller paces its looks while bytes wait unread.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.socket, PollFlags::RDHUP)];
+        loop {
+            match poll(&mut fds, None) {
+                Ok(_) => return self.peek_now(),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Elsewhere on Unix (no `POLLRDHUP`): a blocking peek, which data
+    /// wakes as well. It obeys the socket's read timeout (`WouldBlock`).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+        let mut byte = [0u8; 1];
+        Ok(match self.socket.peek(&mut byte)? {
+            0 => Peek::Eof,
+            _ => Peek::Data,
+        })
+    }
+
+    /// Ends both directions; every thread blocked on the socket returns.
+    pub(crate) fn shutdown(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// The socket, for its options and timeouts.
+    #[inline]
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.socket
     }
 }
 
-/// Looks without waiting, on Windows, which has no per-call `MSG_DONTWAIT`
-/// and where switching the socket to non-blocking mode (`FIONBIO`, a
-/// property of the socket, not of the call) would make a concurrent
-/// blocking read fail with `WouldBlock`. So: `WSAPoll` with a zero timeout
-/// (a query that changes nothing), then `FIONREAD` for how much is queued.
-/// End of file is `POLLHUP` (the peer closed; it stays set) with nothing
-/// queued: "readable with nothing queued" alone would take a live link
-/// whose bytes another thread read between the two calls for a closed one.
-/// Through rustix, whose Winsock calls are safe (this crate forbids
-/// `unsafe`).
+/// Windows: the socket never blocks; a thread that must wait polls it
+/// together with the wake socket. The link's timeouts stay where the layers
+/// above set them (`SO_RCVTIMEO`, `SO_SNDTIMEO`, which a non-blocking
+/// socket keeps but ignores) and are read back as the poll's timeout, so a
+/// wait that runs out is `WouldBlock`, as on Unix. `WSAETIMEDOUT` then
+/// means what `ETIMEDOUT` means on Unix: the system gave up on the peer.
 #[cfg(windows)]
-pub(crate) fn peek_now(stream: &TcpStream) -> io::Result<Peek> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut fds = [PollFd::new(stream, PollFlags::RDNORM)];
-    let now = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut fds, Some(&now))?;
-    let revents = fds[0].revents();
-    if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
-        return Err(stream
-            .take_error()?
-            .unwrap_or_else(|| io::ErrorKind::NotConnected.into()));
+impl Stream {
+    /// The stream over a connected socket, made non-blocking; on failure
+    /// the socket comes back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
+        let wake = match socket.set_nonblocking(true).and_then(|()| Wake::new()) {
+            Ok(wake) => wake,
+            Err(e) => return Err((e, socket)),
+        };
+        Ok(Stream { socket, wake })
     }
-    if !revents.intersects(PollFlags::RDNORM | PollFlags::HUP) {
-        return Ok(Peek::Empty);
+
+    /// Receives what has arrived, without waiting (`WouldBlock` when
+    /// nothing has): the non-blocking socket's own read.
+    #[cfg(feature = "tls")]
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.socket).read(buf)
     }
-    let queued = rustix::io::ioctl_fionread(stream)?;
-    Ok(if queued > 0 {
-        Peek::Data
-    } else if revents.contains(PollFlags::HUP) {
-        Peek::Eof
-    } else {
-        // Readable, then drained by a concurrent reader.
-        Peek::Empty
-    })
-}
 
-/// Receives what has arrived, without waiting (`WouldBlock` when nothing
-/// has) and without disturbing a blocking read on another thread.
-#[cfg(all(unix, feature = "tls"))]
-pub(crate) fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::Read;
-    match peek_now(stream)? {
-        Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
-        // Bytes or the end of file wait: a read returns at once.
-        Peek::Data | Peek::Eof => (&*stream).read(buf),
+    /// Sends what the socket takes at once (`WouldBlock` when it takes
+    /// nothing): the non-blocking socket's own write.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket).write(buf)
     }
-}
 
-/// Sends what the socket takes at once (`WouldBlock` when it takes
-/// nothing), without waiting for room.
-#[cfg(all(unix, feature = "tls"))]
-pub(crate) fn send_now(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-    SockRef::from(stream).send_with_flags(buf, libc::MSG_DONTWAIT)
-}
-
-/// Receives what has arrived, without waiting: on Windows a read of no
-/// more than the queued count returns at once.
-#[cfg(all(windows, feature = "tls"))]
-pub(crate) fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::Read;
-    match peek_now(stream)? {
-        Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
-        Peek::Eof => Ok(0),
-        Peek::Data => {
-            let queued = rustix::io::ioctl_fionread(stream)? as usize;
-            let take = queued.clamp(1, buf.len());
-            (&*stream).read(&mut buf[..take])
+    /// Reads what is there, waiting for something or the socket's read
+    /// timeout (`WouldBlock`); 0 at end of file and after a local
+    /// shutdown (std reads `WSAESHUTDOWN` as 0 too).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::PollFlags;
+        let mut deadline = None;
+        loop {
+            match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if self.wake.is_set() {
+                return Ok(0);
+            }
+            let timeout = self.socket.read_timeout()?;
+            self.wait(PollFlags::RDNORM, timeout, &mut deadline)?;
         }
     }
+
+    /// Writes some of `buf`, waiting for room or the socket's write
+    /// timeout (`WouldBlock`). After a local shutdown: `BrokenPipe`, as on
+    /// Unix (the system says `WSAESHUTDOWN`, which std leaves
+    /// uncategorised).
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        use rustix::event::PollFlags;
+        let mut deadline = None;
+        loop {
+            if self.wake.is_set() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            match (&self.socket).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            let timeout = self.socket.write_timeout()?;
+            self.wait(PollFlags::WRNORM, timeout, &mut deadline)?;
+        }
+    }
+
+    /// Looks without waiting: a peek on the non-blocking socket.
+    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
+        match self.socket.peek(&mut [0u8; 1]) {
+            Ok(0) => Ok(Peek::Eof),
+            Ok(_) => Ok(Peek::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the peer closes its side, the connection breaks or this
+    /// side shuts it down, then looks (without consuming) at what is left.
+    /// `WSAPoll` cannot wait for the hang-up alone (it reports `POLLHUP`
+    /// only with `POLLRDNORM` asked for), so bytes arriving wake it too and
+    /// the look finds `Data`: the monitor then paces its looks by its
+    /// interval (`WAITS_FOR_HANGUP_ONLY` is false). The link's read timeout
+    /// does not cut this wait short.
+    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+        use rustix::event::PollFlags;
+        if !self.wake.is_set() {
+            self.wait(PollFlags::RDNORM, None, &mut None)?;
+        }
+        self.peek_now()
+    }
+
+    /// Ends both directions and wakes every thread waiting on the socket.
+    pub(crate) fn shutdown(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.wake.set();
+    }
+
+    /// The socket, for its options and timeouts.
+    #[inline]
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// Waits until the socket is ready for `events` (or has an error or a
+    /// hang-up to tell), the wake socket is set, or `timeout` has passed
+    /// since the first wait of this call (`deadline` keeps that instant
+    /// across the caller's retries): then `WouldBlock`. A return without
+    /// an error only says "try again".
+    fn wait(
+        &self,
+        events: rustix::event::PollFlags,
+        timeout: Option<Duration>,
+        deadline: &mut Option<Instant>,
+    ) -> io::Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let left = match timeout {
+            None => None,
+            Some(timeout) => {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        };
+        // WSAPoll takes whole milliseconds, at most i32::MAX of them
+        // (rustix rounds up, so a short wait is not a busy one).
+        let left = left.map(|d| d.min(Duration::from_millis(i32::MAX as u64)));
+        let timespec = left.map(|d| Timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        let mut fds = [
+            PollFd::new(&self.socket, events),
+            PollFd::new(&self.wake.socket, PollFlags::RDNORM),
+        ];
+        poll(&mut fds, timespec.as_ref())?;
+        let (socket, wake) = (fds[0].revents(), fds[1].revents());
+        if !wake.is_empty() && !self.wake.is_set() {
+            // Not ours: a connected UDP socket takes datagrams from its
+            // own address only, so this cannot happen; drain it anyway so
+            // that it cannot turn the wait into a busy loop.
+            self.wake.drain();
+        }
+        if socket.contains(PollFlags::HUP) && !socket.intersects(events | PollFlags::ERR) {
+            // The peer hung up and stays hung up, yet the call cannot go
+            // on (a write with the send buffer full to a peer that only
+            // shut its sending side): pace the retries instead of
+            // spinning, still woken by a local close.
+            let pause = Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            let pause = match left {
+                Some(left) if left < Duration::from_millis(10) => timespec.unwrap_or(pause),
+                _ => pause,
+            };
+            let mut wake_only = [PollFd::new(&self.wake.socket, PollFlags::RDNORM)];
+            poll(&mut wake_only, Some(&pause))?;
+        }
+        Ok(())
+    }
 }
 
-/// On Windows there is no per-call "do not wait": nothing is sent.
-#[cfg(all(windows, feature = "tls"))]
-pub(crate) fn send_now(_stream: &TcpStream, _buf: &[u8]) -> io::Result<usize> {
-    Err(io::ErrorKind::WouldBlock.into())
+/// Windows: what [`Stream::shutdown`] sets to release the threads waiting
+/// on a socket. A UDP socket on the loopback interface, connected to
+/// itself: setting it sends it one datagram, which it never reads, so it
+/// stays readable and wakes every `WSAPoll` that includes it, now and
+/// later. One socket per connection, no listener, no thread.
+#[cfg(windows)]
+#[derive(Debug)]
+struct Wake {
+    socket: std::net::UdpSocket,
+    set: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(windows)]
+impl Wake {
+    fn new() -> io::Result<Wake> {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        socket.connect(socket.local_addr()?)?;
+        socket.set_nonblocking(true)?;
+        Ok(Wake {
+            socket,
+            set: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Idempotent: the datagram goes once.
+    fn set(&self) {
+        if !self.set.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // Loopback does not drop a datagram to an empty queue.
+            let _ = self.socket.send(&[1]);
+        }
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 16];
+        while self.socket.recv(&mut buf).is_ok() {}
+    }
+}
+
+/// True for the error a *blocking* socket's read or write timeout gives
+/// (the TLS handshake runs on one, before its [`Stream`] exists): on Unix
+/// `EAGAIN` (`WouldBlock`), where `ETIMEDOUT` (`TimedOut`) means the
+/// connection died; Windows reports its blocking sockets' timeouts as
+/// `TimedOut`. A [`Stream`] reports its timeouts as `WouldBlock` everywhere.
+#[cfg(feature = "tls")]
+pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
+    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
 }
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from
@@ -410,37 +639,9 @@ pub(crate) fn wake_accept(listener: &Socket) {
     }
 }
 
-/// True for the error a socket read or write timeout gives. On Unix that
-/// is `EAGAIN` (`WouldBlock`); `ETIMEDOUT` (`TimedOut`) there means the
-/// connection died (keepalive probes or retransmissions went unanswered),
-/// so it is a lost connection. Windows reports its socket timeouts as
-/// `TimedOut`.
-pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
-    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
-}
-
-/// A socket error as the layers above expect it: the socket's own timeout
-/// as `WouldBlock` (the frame reader's "nothing yet"), anything else as
-/// it is.
-pub(crate) fn sort_timeout(err: io::Error) -> io::Error {
-    if err.kind() != io::ErrorKind::WouldBlock && is_socket_timeout(err.kind()) {
-        return io::ErrorKind::WouldBlock.into();
-    }
-    err
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// ETIMEDOUT on Unix is a dead connection (keepalive or retransmission
-    /// gave up), not the socket's read or write timeout.
-    #[cfg(unix)]
-    #[test]
-    fn a_keepalive_timeout_is_not_a_socket_timeout() {
-        assert!(!is_socket_timeout(io::ErrorKind::TimedOut));
-        assert!(is_socket_timeout(io::ErrorKind::WouldBlock));
-    }
 
     #[test]
     fn keepalive_probes_fit_in_the_dead_peer_bound() {

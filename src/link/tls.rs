@@ -15,7 +15,7 @@
 //! a socket call.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ const RECORD: usize = 16 * 1024;
 
 /// TLS over a connected TCP socket, after the handshake.
 pub(crate) struct Tls {
-    tcp: TcpStream,
+    tcp: socket::Stream,
     session: Mutex<rustls::Connection>,
     /// Held by whoever receives ciphertext from the socket, with the
     /// buffer it receives into.
@@ -58,16 +58,18 @@ pub(crate) fn handshake(
     timeout: Duration,
 ) -> Result<Tls, (io::Error, TcpStream)> {
     let mut session = session;
-    match shake(&tcp, &mut session, timeout) {
-        Ok(()) => Ok(Tls {
-            tcp,
-            session: Mutex::new(session),
-            receiving: Mutex::new(vec![0; RECORD]),
-            sending: Mutex::new(Vec::new()),
-            answers: AtomicBool::new(false),
-        }),
-        Err(e) => Err((e, tcp)),
+    if let Err(e) = shake(&tcp, &mut session, timeout) {
+        return Err((e, tcp));
     }
+    // The handshake ran on the blocking socket; from here every call goes
+    // through the socket layer's stream (non-blocking on Windows).
+    Ok(Tls {
+        tcp: socket::Stream::new(tcp)?,
+        session: Mutex::new(session),
+        receiving: Mutex::new(vec![0; RECORD]),
+        sending: Mutex::new(Vec::new()),
+        answers: AtomicBool::new(false),
+    })
 }
 
 fn shake(tcp: &TcpStream, session: &mut rustls::Connection, timeout: Duration) -> io::Result<()> {
@@ -189,11 +191,11 @@ impl Tls {
     /// every timeout here is a broken connection, never "nothing sent".
     fn send_records(&self, mut records: &[u8]) -> io::Result<()> {
         while !records.is_empty() {
-            match (&self.tcp).write(records) {
+            match self.tcp.write(records) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => records = &records[n..],
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if socket::is_socket_timeout(e.kind()) => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "TLS write timed out: the encrypted stream cannot go on",
@@ -215,9 +217,7 @@ impl Transport for Tls {
             return read;
         }
         loop {
-            let n = (&self.tcp)
-                .read(&mut cipher)
-                .map_err(socket::sort_timeout)?;
+            let n = self.tcp.read(&mut cipher)?;
             if let Some(read) = self.absorb(&cipher[..n], Some(&mut *buf))? {
                 return Ok(read);
             }
@@ -265,7 +265,7 @@ impl Transport for Tls {
                 return Ok(Peek::Eof);
             }
         }
-        match socket::peek_now(&self.tcp)? {
+        match self.tcp.peek_now()? {
             Peek::Data => {}
             other => return Ok(other),
         }
@@ -275,7 +275,7 @@ impl Transport for Tls {
             return Ok(Peek::Data);
         };
         loop {
-            let n = match socket::recv_now(&self.tcp, &mut cipher) {
+            let n = match self.tcp.recv_now(&mut cipher) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
                 Err(e) => return Err(e),
@@ -296,7 +296,7 @@ impl Transport for Tls {
     }
 
     fn wait_hangup(&self) -> io::Result<Peek> {
-        match socket::wait_hangup(&self.tcp).map_err(socket::sort_timeout)? {
+        match self.tcp.wait_hangup()? {
             // What is left to read is ciphertext: ask the session.
             Peek::Data | Peek::Eof => self.peek_now(),
             Peek::Empty => Ok(Peek::Empty),
@@ -317,12 +317,12 @@ impl Transport for Tls {
                     }
                 }
             }
-            let _ = socket::send_now(&self.tcp, &records);
+            let _ = self.tcp.send_now(&records);
         }
-        let _ = self.tcp.shutdown(Shutdown::Both);
+        self.tcp.shutdown();
     }
 
     fn socket(&self) -> &TcpStream {
-        &self.tcp
+        self.tcp.socket()
     }
 }

@@ -3,8 +3,8 @@
 //! everything above (halves, frames, codec) works unchanged on it.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io;
+use std::net::TcpStream;
 
 use super::socket::{self, Peek};
 
@@ -24,7 +24,7 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     fn peek_now(&self) -> io::Result<Peek>;
 
     /// Waits for the peer's hang-up (or a local shutdown), then looks
-    /// without consuming: see [`socket::wait_hangup`]. Bytes arriving do
+    /// without consuming: see [`socket::Stream::wait_hangup`]. Bytes arriving do
     /// not wake it where the platform allows (`WAITS_FOR_HANGUP_ONLY`).
     fn wait_hangup(&self) -> io::Result<Peek>;
 
@@ -37,32 +37,41 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
 
 /// Plain TCP.
 #[derive(Debug)]
-pub(crate) struct Tcp(pub(crate) TcpStream);
+pub(crate) struct Tcp(socket::Stream);
+
+impl Tcp {
+    /// The transport over a connected socket (on Windows this makes the
+    /// socket non-blocking and adds its wake socket: see [`socket::Stream`]).
+    pub(crate) fn new(stream: TcpStream) -> io::Result<Tcp> {
+        socket::Stream::new(stream).map(Tcp).map_err(|(e, _)| e)
+    }
+}
 
 impl Transport for Tcp {
     #[inline]
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.0).read(buf).map_err(socket::sort_timeout)
+        self.0.read(buf)
     }
 
     #[inline]
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.0).write(buf).map_err(socket::sort_timeout)
+        self.0.write(buf)
     }
 
     fn peek_now(&self) -> io::Result<Peek> {
-        socket::peek_now(&self.0)
+        self.0.peek_now()
     }
 
     fn wait_hangup(&self) -> io::Result<Peek> {
-        socket::wait_hangup(&self.0).map_err(socket::sort_timeout)
+        self.0.wait_hangup()
     }
 
     fn shutdown(&self) {
-        let _ = self.0.shutdown(Shutdown::Both);
+        self.0.shutdown();
     }
 
+    #[inline]
     fn socket(&self) -> &TcpStream {
-        &self.0
+        self.0.socket()
     }
 }
