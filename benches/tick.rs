@@ -5,7 +5,9 @@
 //! can. The crate's side is a `Client` (controller) and a
 //! `OneClientServer` (echo), defaults (monitor on); the plain side is a
 //! `TcpStream` pair with TCP_NODELAY, `BufReader::read_line` and
-//! `write_all`. Runs are interleaved (crate, plain, plain, crate, ...) so
+//! `write_all`, which like the crate's `read_str` hands each line over as
+//! a `String` of its own (as `benches/link.rs`'s plain side does: the same
+//! work, minus the crate). Runs are interleaved (crate, plain, plain, crate, ...) so
 //! both see the same machine. Criterion reports means; a control loop
 //! lives by its worst ticks, so this prints p50, p99, p99.9 and max, each
 //! the median over the runs, and the ratio crate / plain.
@@ -169,13 +171,20 @@ impl PlainLink {
             .spawn(move || {
                 let mut out = peer.try_clone().expect("clone");
                 let mut input = BufReader::new(peer);
-                let mut line = String::new();
+                let (mut line, mut frame) = (String::new(), Vec::new());
                 loop {
                     line.clear();
                     match input.read_line(&mut line) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            if out.write_all(line.as_bytes()).is_err() {
+                        Ok(n) => {
+                            // As the crate's read_str/write_str: the line as
+                            // a String of its own, written back with its
+                            // terminator from a reused buffer.
+                            let text = line[..n.saturating_sub(2)].to_owned();
+                            frame.clear();
+                            frame.extend_from_slice(text.as_bytes());
+                            frame.extend_from_slice(b"\r\n");
+                            if out.write_all(&frame).is_err() {
                                 break;
                             }
                         }
@@ -202,6 +211,8 @@ impl RoundTrip for PlainLink {
         self.line.clear();
         let n = self.reader.read_line(&mut self.line).expect("plain read");
         assert_eq!(n, 40, "plain echo");
+        // The reply as a String of its own, as read_str returns it.
+        std::hint::black_box(self.line[..n - 2].to_owned());
     }
 
     fn finish(mut self: Box<Self>) {
