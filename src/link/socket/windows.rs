@@ -1,0 +1,216 @@
+//! The socket layer on Windows: a non-blocking socket whose waits are
+//! `WSAPoll`s that a local shutdown ends (`shutdown` alone wakes no
+//! blocked call there).
+
+use super::*;
+
+/// Windows: the socket never blocks; a thread that must wait polls it
+/// together with the wake socket. The link's timeouts stay where the layers
+/// above set them (`SO_RCVTIMEO`, `SO_SNDTIMEO`, which a non-blocking
+/// socket keeps but ignores) and are read back as the poll's timeout, so a
+/// wait that runs out is `WouldBlock`, as on Unix. `WSAETIMEDOUT` then
+/// means what `ETIMEDOUT` means on Unix: the system gave up on the peer.
+#[cfg(windows)]
+impl Stream {
+    /// The stream over a connected socket, made non-blocking; on failure
+    /// the socket comes back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
+        let wake = match socket.set_nonblocking(true).and_then(|()| Wake::new()) {
+            Ok(wake) => wake,
+            Err(e) => return Err((e, socket)),
+        };
+        Ok(Stream { socket, wake })
+    }
+
+    /// Receives what has arrived, without waiting (`WouldBlock` when
+    /// nothing has): the non-blocking socket's own read.
+    #[cfg(feature = "tls")]
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.socket).read(buf)
+    }
+
+    /// Sends what the socket takes at once (`WouldBlock` when it takes
+    /// nothing): the non-blocking socket's own write.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.socket).write(buf)
+    }
+
+    /// Reads what is there, waiting for something or the socket's read
+    /// timeout (`WouldBlock`); 0 at end of file and after a local
+    /// shutdown (std reads `WSAESHUTDOWN` as 0 too).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::PollFlags;
+        let mut deadline = None;
+        loop {
+            match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if self.wake.is_set() {
+                return Ok(0);
+            }
+            let timeout = self.socket.read_timeout()?;
+            self.wait(PollFlags::RDNORM, timeout, &mut deadline)?;
+        }
+    }
+
+    /// Writes some of `buf`, waiting for room or the socket's write
+    /// timeout (`WouldBlock`). After a local shutdown: `BrokenPipe`, as on
+    /// Unix (the system says `WSAESHUTDOWN`, which std leaves
+    /// uncategorised).
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        use rustix::event::PollFlags;
+        let mut deadline = None;
+        loop {
+            if self.wake.is_set() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            match (&self.socket).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            let timeout = self.socket.write_timeout()?;
+            self.wait(PollFlags::WRNORM, timeout, &mut deadline)?;
+        }
+    }
+
+    /// Looks without waiting: a peek on the non-blocking socket.
+    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
+        match self.socket.peek(&mut [0u8; 1]) {
+            Ok(0) => Ok(Peek::Eof),
+            Ok(_) => Ok(Peek::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the peer closes its side, the connection breaks or this
+    /// side shuts it down, then looks (without consuming) at what is left.
+    /// `WSAPoll` cannot wait for the hang-up alone (it reports `POLLHUP`
+    /// only with `POLLRDNORM` asked for), so bytes arriving wake it too and
+    /// the look finds `Data`: the monitor then paces its looks by its
+    /// interval (`WAITS_FOR_HANGUP_ONLY` is false). The link's read timeout
+    /// does not cut this wait short.
+    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+        use rustix::event::PollFlags;
+        if !self.wake.is_set() {
+            self.wait(PollFlags::RDNORM, None, &mut None)?;
+        }
+        self.peek_now()
+    }
+
+    /// Ends both directions and wakes every thread waiting on the socket.
+    pub(crate) fn shutdown(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.wake.set();
+    }
+
+    /// The socket, for its options and timeouts.
+    #[inline]
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// Waits until the socket is ready for `events` (or has an error or a
+    /// hang-up to tell), the wake socket is set, or `timeout` has passed
+    /// since the first wait of this call (`deadline` keeps that instant
+    /// across the caller's retries): then `WouldBlock`. A return without
+    /// an error only says "try again".
+    fn wait(
+        &self,
+        events: rustix::event::PollFlags,
+        timeout: Option<Duration>,
+        deadline: &mut Option<Instant>,
+    ) -> io::Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let left = match timeout {
+            None => None,
+            Some(timeout) => {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        };
+        // WSAPoll takes whole milliseconds, at most i32::MAX of them
+        // (rustix rounds up, so a short wait is not a busy one).
+        let left = left.map(|d| d.min(Duration::from_millis(i32::MAX as u64)));
+        let timespec = left.map(|d| Timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        let mut fds = [
+            PollFd::new(&self.socket, events),
+            PollFd::new(&self.wake.socket, PollFlags::RDNORM),
+        ];
+        poll(&mut fds, timespec.as_ref())?;
+        let (socket, wake) = (fds[0].revents(), fds[1].revents());
+        if !wake.is_empty() && !self.wake.is_set() {
+            // Not ours: a connected UDP socket takes datagrams from its
+            // own address only, so this cannot happen; drain it anyway so
+            // that it cannot turn the wait into a busy loop.
+            self.wake.drain();
+        }
+        if socket.contains(PollFlags::HUP) && !socket.intersects(events | PollFlags::ERR) {
+            // The peer hung up and stays hung up, yet the call cannot go
+            // on (a write with the send buffer full to a peer that only
+            // shut its sending side): pace the retries instead of
+            // spinning, still woken by a local close.
+            let pause = Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            let pause = match left {
+                Some(left) if left < Duration::from_millis(10) => timespec.unwrap_or(pause),
+                _ => pause,
+            };
+            let mut wake_only = [PollFd::new(&self.wake.socket, PollFlags::RDNORM)];
+            poll(&mut wake_only, Some(&pause))?;
+        }
+        Ok(())
+    }
+}
+
+/// Windows: what [`Stream::shutdown`] sets to release the threads waiting
+/// on a socket. A UDP socket on the loopback interface, connected to
+/// itself: setting it sends it one datagram, which it never reads, so it
+/// stays readable and wakes every `WSAPoll` that includes it, now and
+/// later. One socket per connection, no listener, no thread.
+#[cfg(windows)]
+#[derive(Debug)]
+pub(super) struct Wake {
+    socket: std::net::UdpSocket,
+    set: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(windows)]
+impl Wake {
+    fn new() -> io::Result<Wake> {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        socket.connect(socket.local_addr()?)?;
+        socket.set_nonblocking(true)?;
+        Ok(Wake {
+            socket,
+            set: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Idempotent: the datagram goes once.
+    fn set(&self) {
+        if !self.set.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // Loopback does not drop a datagram to an empty queue.
+            let _ = self.socket.send(&[1]);
+        }
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 16];
+        while self.socket.recv(&mut buf).is_ok() {}
+    }
+}
