@@ -45,10 +45,7 @@ impl ServerBuilder {
         };
         let (listeners, host) = if side.listeners.is_empty() {
             let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
-            let listeners = match side.reuse_port {
-                true => socket::bind_listeners_reusing_port(&addrs, side.backlog)?,
-                false => socket::bind_listeners(&addrs, side.backlog)?,
-            };
+            let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
             (listeners, side.host)
         } else {
             let adopted = side

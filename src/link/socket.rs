@@ -34,8 +34,19 @@ pub(crate) fn listen_addrs(host: Option<&str>, port: u16) -> Result<Vec<SocketAd
 }
 
 /// Binds and listens on every address. IPv6 sockets are IPv6-only so that
-/// an IPv4 socket can share the port; see [`reuse_address`] for the rest.
-pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<Socket>> {
+/// an IPv4 socket can share the port; see [`reuse_address`] for the rest,
+/// and [`reuse_port`] for `share_port` (refused where the platform has no
+/// SO_REUSEPORT).
+pub(crate) fn bind_listeners(
+    addrs: &[SocketAddr],
+    backlog: i32,
+    share_port: bool,
+) -> Result<Vec<Socket>> {
+    if share_port && !HAS_REUSE_PORT {
+        return Err(Error::invalid_argument(
+            "reuse_port: this platform has no SO_REUSEPORT",
+        ));
+    }
     let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         // With port 0 and several addresses each socket picks its own port.
@@ -46,6 +57,9 @@ pub(crate) fn bind_listeners(addrs: &[SocketAddr], backlog: i32) -> Result<Vec<S
                 Some(Protocol::TCP),
             )?;
             reuse_address(&socket)?;
+            if share_port {
+                reuse_port(&socket)?;
+            }
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
             }
@@ -117,50 +131,31 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// As [`bind_listeners`], with SO_REUSEPORT set on each socket before it
-/// binds: several sockets (of this process or another, of the same user)
-/// may then listen on one address and port, and the system spreads the
-/// connections between them. Every Unix but Solaris and illumos has it
-/// (and Cygwin, a target only since Rust 1.86, which this crate does not
-/// build for: socket2 has no SO_REUSEPORT there).
+/// Sets SO_REUSEPORT: several sockets (of this process or another, of the
+/// same user) may then listen on one address and port, and the system
+/// spreads the connections between them. Every Unix but Solaris and
+/// illumos has it (and Cygwin, a target only since Rust 1.86, which this
+/// crate does not build for: socket2 has no SO_REUSEPORT there).
 #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-pub(crate) fn bind_listeners_reusing_port(
-    addrs: &[SocketAddr],
-    backlog: i32,
-) -> Result<Vec<Socket>> {
-    let mut listeners: Vec<Socket> = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        let bound = (|| {
-            let socket = Socket::new(
-                Domain::for_address(*addr),
-                Type::STREAM,
-                Some(Protocol::TCP),
-            )?;
-            socket.set_reuse_address(true)?;
-            socket.set_reuse_port(true)?;
-            if addr.is_ipv6() {
-                socket.set_only_v6(true)?;
-            }
-            socket.bind(&(*addr).into())?;
-            socket.listen(backlog)?;
-            Ok(socket)
-        })();
-        listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
-    }
-    Ok(listeners)
+fn reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
 }
 
-/// Where SO_REUSEPORT is missing (Windows, Solaris, illumos):
-/// refused, before any socket exists.
+/// Where SO_REUSEPORT is missing (Windows, Solaris, illumos): `start()`
+/// refuses the setting before any socket exists.
 #[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
-pub(crate) fn bind_listeners_reusing_port(
-    _addrs: &[SocketAddr],
-    _backlog: i32,
-) -> Result<Vec<Socket>> {
-    Err(Error::invalid_argument(
-        "reuse_port: this platform has no SO_REUSEPORT",
+fn reuse_port(_socket: &Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this platform has no SO_REUSEPORT",
     ))
 }
+
+/// True where [`reuse_port`] can be set.
+const HAS_REUSE_PORT: bool = cfg!(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos"))
+));
 
 /// Takes a listening socket the caller made (socket activation, a test),
 /// in blocking mode (the accept loop blocks on it). Where the system can

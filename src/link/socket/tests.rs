@@ -29,12 +29,12 @@ fn a_refused_connect_names_the_address() {
 
 #[test]
 fn a_port_in_use_names_the_address() {
-    let first = bind_listeners(&["127.0.0.1:0".parse().expect("addr")], 1).expect("bind");
+    let first = bind_listeners(&["127.0.0.1:0".parse().expect("addr")], 1, false).expect("bind");
     let addr = first[0]
         .local_addr()
         .expect("addr")
         .as_socket()
         .expect("ip");
-    let err = bind_listeners(&[addr], 1).expect_err("in use");
+    let err = bind_listeners(&[addr], 1, false).expect_err("in use");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
