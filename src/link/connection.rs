@@ -177,7 +177,13 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     break Err(timed_out(sent, frame.len()))
                 }
-                Err(e) => break Err(Error::ConnectionLost(e)),
+                // The cause the first thread to hear of the break kept (this
+                // one's error if it was first), not a second-hand fallout.
+                Err(e) => {
+                    break Err(self
+                        .broken()
+                        .map_or(Error::ConnectionLost(e), Broken::error))
+                }
             }
         };
         if let Some(timeout) = restore {

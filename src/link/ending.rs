@@ -26,7 +26,7 @@ pub(crate) fn after_read(
 ) -> Option<DisconnectReason> {
     match error {
         None if !drained => None,
-        Some(Error::ConnectionLost(io)) => Some(broken(io)),
+        Some(Error::ConnectionLost(io)) => Some(first(cause(), io)),
         Some(e) if e.is_connection_error() => Some(at_end(cause())),
         _ if drained => Some(at_end(cause())),
         _ => None,
@@ -46,10 +46,24 @@ pub(crate) fn at_end(cause: Option<Broken>) -> DisconnectReason {
 /// broken connection. A timeout with nothing sent, text the encoding
 /// cannot hold, a value that is not JSON: nothing went out, the stream is
 /// still good.
-pub(crate) fn after_write(error: &Error) -> Option<DisconnectReason> {
+pub(crate) fn after_write(
+    error: &Error,
+    cause: impl FnOnce() -> Option<Broken>,
+) -> Option<DisconnectReason> {
     match error {
-        Error::ConnectionLost(io) => Some(broken(io)),
+        Error::ConnectionLost(io) => Some(first(cause(), io)),
         _ => None,
+    }
+}
+
+/// The reason for a connection this thread saw break with `io`: the cause
+/// the first thread to hear of the break kept, if there is one (the system
+/// tells its error once; a second thread sees its fallout, a broken pipe
+/// say), else `io`.
+fn first(cause: Option<Broken>, io: &io::Error) -> DisconnectReason {
+    match cause {
+        Some(cause) => broken(&cause.io()),
+        None => broken(io),
     }
 }
 
@@ -85,7 +99,11 @@ mod tests {
             panic!("{e:?}")
         };
         assert!(io.raw_os_error().is_some());
-        assert!(after_write(&Error::ConnectionLost(io::ErrorKind::BrokenPipe.into())).is_some());
+        assert!(after_write(
+            &Error::ConnectionLost(io::ErrorKind::BrokenPipe.into()),
+            || None
+        )
+        .is_some());
     }
 
     #[test]
@@ -117,7 +135,12 @@ mod tests {
         let eof = Error::incomplete(Vec::new(), None);
         assert_eq!(after_read(Some(&eof), true, || heard), unresponsive);
         assert_eq!(after_read(None, true, || heard), unresponsive);
-        assert_eq!(after_write(&lost), unresponsive);
+        assert_eq!(after_write(&lost, || None), unresponsive);
+        // A writer that met the fallout (a broken pipe) after another
+        // thread heard the system's ETIMEDOUT: the cause kept wins.
+        let fallout = Error::ConnectionLost(io::ErrorKind::BrokenPipe.into());
+        assert_eq!(after_write(&fallout, || heard), unresponsive);
+        assert_eq!(after_read(Some(&fallout), false, || heard), unresponsive);
         // A write cut short by the socket's own timeout is not the peer's
         // silence: the crate's error, with no system code.
         let cut = io::Error::new(
@@ -125,7 +148,7 @@ mod tests {
             "write timed out after 3 of 9 bytes",
         );
         assert!(matches!(
-            after_write(&Error::ConnectionLost(cut)),
+            after_write(&Error::ConnectionLost(cut), || None),
             Some(DisconnectReason::Error(_))
         ));
     }
@@ -138,7 +161,7 @@ mod tests {
             Error::decode(vec![0xff], crate::encoding::Encoding::Utf8, 0, "invalid"),
         ] {
             assert_eq!(after_read(Some(&kept), false, || None), None, "{kept}");
-            assert_eq!(after_write(&kept), None, "{kept}");
+            assert_eq!(after_write(&kept, || None), None, "{kept}");
         }
         assert_eq!(after_read(None, false, || None), None);
         // Undecodable text read just before the peer's end of file: the

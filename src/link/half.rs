@@ -158,10 +158,20 @@ impl ReadHalf {
         // The system told another thread why the connection broke, and
         // this one met only the end of the stream: with nothing cut short,
         // it gets the cause too.
-        if let Err(Error::IncompleteRead(e)) = &result {
-            if let (true, Some(cause)) = (e.partial.is_empty(), conn.broken()) {
-                result = Err(cause.error());
+        match &result {
+            Err(Error::IncompleteRead(e)) if e.partial.is_empty() => {
+                if let Some(cause) = conn.broken() {
+                    result = Err(cause.error());
+                }
             }
+            // A second-hand fallout (a reset after the system's timeout
+            // was told to another thread): the cause the first one kept.
+            Err(Error::ConnectionLost(_)) => {
+                if let Some(cause) = conn.broken() {
+                    result = Err(cause.error());
+                }
+            }
+            _ => {}
         }
         if conn.is_closing() {
             // An end of file or a cut-short wait caused by our own

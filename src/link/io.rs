@@ -77,7 +77,7 @@ impl Endpoint {
                 Ok(())
             }
             Err(e) => {
-                match ending::after_write(&e) {
+                match ending::after_write(&e, || half.broken()) {
                     Some(reason) => self.end(half, reason),
                     None => self.release_if_stale(&mut half),
                 }
