@@ -84,7 +84,7 @@ fn the_monitor_does_not_wake_for_messages() {
     let monitor = "tcpip-monitor Q"; // "tcpip-monitor Quiet", cut to 15 bytes
                                      // Let the monitor reach its wait (the connect wakes it once).
     thread::sleep(Duration::from_millis(50));
-    let before = support::proc::context_switches(monitor).expect("the monitor thread");
+    let before = support::proc::context_switches_once_named(monitor, WAIT);
     let mut line = String::new();
     for i in 0..MESSAGES {
         peer.write_all(format!("tick {i}\r\n").as_bytes())
@@ -181,7 +181,7 @@ fn a_hang_up_with_bytes_unread_is_reported_once_they_are_read() {
     calls.assert_no_more(Duration::from_millis(300));
     assert!(server.connected(), "a line is unread: still connected");
     #[cfg(target_os = "linux")]
-    let before = support::proc::context_switches("tcpip-monitor U").expect("the monitor thread");
+    let before = support::proc::context_switches_once_named("tcpip-monitor U", WAIT);
     thread::sleep(Duration::from_millis(300));
     #[cfg(target_os = "linux")]
     {

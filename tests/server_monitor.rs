@@ -75,7 +75,7 @@ fn b03_a_short_read_timeout_does_not_wake_the_idle_monitor_at_its_pace() {
     let peer = raw_client(&server);
     calls.assert_next_connected(true, WAIT);
     let monitor = "tcpip-monitor p"; // "tcpip-monitor pace", cut to 15 bytes
-    let before = support::proc::context_switches(monitor).expect("the monitor thread");
+    let before = support::proc::context_switches_once_named(monitor, WAIT);
     thread::sleep(WINDOW);
     let woke = support::proc::context_switches(monitor).expect("the monitor thread") - before;
     // Once per 100 ms interval is about 10 switches here (the peek and the

@@ -116,7 +116,10 @@ impl Listening {
         if let Some(config) = &self.tls {
             // No handshake for a client that would be turned away anyway
             // (under the default slot policy).
-            if self.takeover == Takeover::IfDead && self.ep.connected() && !self.ep.is_closed() {
+            if self.takeover == Takeover::IfDead
+                && self.ep.holds_live_peer()
+                && !self.ep.is_closed()
+            {
                 self.reject(peer, "a client is already connected");
                 return;
             }

@@ -329,6 +329,16 @@ impl Endpoint {
         }
     }
 
+    /// True while a peer holds the slot and is not gone: a new client
+    /// would be turned away (a dropped one that nobody noticed yet would
+    /// be replaced, see [`Takeover::IfDead`]). The TLS accept asks, so as
+    /// not to shake hands with a client it would turn away.
+    #[cfg(feature = "tls")]
+    pub(crate) fn holds_live_peer(&self) -> bool {
+        let slot = self.slot.lock();
+        slot.conn().is_some_and(|conn| !self.is_dead(conn))
+    }
+
     /// True when `conn`'s peer has closed and nothing it sent is left
     /// unread. Called with the slot lock held.
     ///

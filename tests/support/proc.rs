@@ -44,6 +44,24 @@ pub fn context_switches(name: &str) -> Option<u64> {
     Some(count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?)
 }
 
+/// [`context_switches`] of a thread that has just been started: a thread
+/// names itself when it first runs, which on a loaded machine can be a
+/// while after its spawn returned. Panics if no thread of that name shows
+/// within `limit`.
+pub fn context_switches_once_named(name: &str, limit: std::time::Duration) -> u64 {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(count) = context_switches(name) {
+            return count;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thread named {name:?} within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Threads of the crate: every one it starts is named `tcpip-...`.
 pub fn crate_threads() -> usize {
     thread_names()
