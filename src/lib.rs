@@ -28,7 +28,12 @@
 //! monitor, events: one side of a connection), `ends` (server, client,
 //! read loop, reconnect, the builder). ARCHITECTURE.md in the repository
 //! says more.
-#![forbid(unsafe_code)]
+// No unsafe code, with one exception: on Windows, the `setsockopt` that
+// sets SO_EXCLUSIVEADDRUSE on listening sockets (src/link/socket/windows.rs,
+// `exclusive_address_use`, its one `#[allow(unsafe_code)]`), since neither
+// std, socket2 nor rustix has a safe setter for that option. (A Windows
+// unit test reads the option back the same way.)
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 

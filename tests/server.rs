@@ -77,10 +77,12 @@ fn b01_any_host_port_zero_lists_each_socket_and_port_is_zero() {
 }
 
 /// `AddrInUse` on every platform. On Windows the crate's listeners set
-/// no SO_REUSEADDR (there it would let a second socket share the port:
-/// `socket::reuse_address`), so a second bind is WSAEADDRINUSE; with
-/// SO_REUSEADDR set, Wine 8 answered WSAEACCES (`PermissionDenied`), which
-/// Windows gives where the holder asked for exclusive use.
+/// SO_EXCLUSIVEADDRUSE and no SO_REUSEADDR (which there would let a second
+/// socket share the port: `socket::address_use`), so a bind to a port in
+/// use is WSAEADDRINUSE; against one of our own servers Wine 8 answers
+/// WSAEADDRINUSE too. (That a socket which sets SO_REUSEADDR itself is
+/// refused as well, what SO_EXCLUSIVEADDRUSE adds on Windows, is the unit
+/// test `a_windows_listener_keeps_its_port_from_a_socket_that_…`.)
 #[test]
 fn b01_port_in_use_is_an_io_error_not_a_panic() {
     let _w = watchdog(Duration::from_secs(30));

@@ -174,7 +174,10 @@ fn b07_close_closes_everything_and_frees_the_port() {
     calls.assert_no_more(QUIET);
 
     // The port is free at once (the server's side of the closed connection
-    // is in TIME_WAIT: SO_REUSEADDR lets a new listener bind anyway).
+    // is in TIME_WAIT: on Unix SO_REUSEADDR lets a new listener bind
+    // anyway; on Windows, where listeners set SO_EXCLUSIVEADDRUSE, which
+    // is documented to refuse a rebind while a connection accepted on the
+    // port is still active, this passes under Wine).
     let again = OneClientServer::builder()
         .host(LOCALHOST_IPV4)
         .port(addr.port())

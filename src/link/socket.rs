@@ -34,8 +34,9 @@ pub(crate) fn listen_addrs(host: Option<&str>, port: u16) -> Result<Vec<SocketAd
 }
 
 /// Binds and listens on every address. IPv6 sockets are IPv6-only so that
-/// an IPv4 socket can share the port; see [`reuse_address`] for the rest,
-/// and [`reuse_port`] for `share_port` (refused where the platform has no
+/// an IPv4 socket can share the port; see [`address_use`] for who else may
+/// bind it (SO_REUSEADDR on Unix, SO_EXCLUSIVEADDRUSE on Windows), and
+/// [`reuse_port`] for `share_port` (refused where the platform has no
 /// SO_REUSEPORT).
 pub(crate) fn bind_listeners(
     addrs: &[SocketAddr],
@@ -56,7 +57,7 @@ pub(crate) fn bind_listeners(
                 Type::STREAM,
                 Some(Protocol::TCP),
             )?;
-            reuse_address(&socket)?;
+            address_use(&socket)?;
             if share_port {
                 reuse_port(&socket)?;
             }
@@ -70,28 +71,6 @@ pub(crate) fn bind_listeners(
         listeners.push(bound.map_err(|e| Error::at_address("listen on", addr, e))?);
     }
     Ok(listeners)
-}
-
-/// Unix: SO_REUSEADDR, so that a closed server's port can be bound again
-/// at once while its old connections wait out TIME_WAIT (as asyncio does
-/// on Unix). A port that another socket listens on stays refused
-/// (`AddrInUse`).
-///
-/// Windows: nothing, as std and asyncio set nothing there. Windows's
-/// SO_REUSEADDR means something else: another socket could bind the port
-/// while this one listens on it and take its connections. Unset, a second
-/// bind is refused (`AddrInUse`, or `PermissionDenied`, WSAEACCES, where
-/// the other socket asked for exclusive use), and a server restarted on
-/// its port while old connections wait in TIME_WAIT binds it again under
-/// Wine (tests/client.rs; not checked on Windows itself).
-/// SO_EXCLUSIVEADDRUSE would also refuse a second socket of the same user
-/// that sets SO_REUSEADDR itself, but neither std, socket2 nor rustix sets
-/// it, and a raw `setsockopt` needs `unsafe`, which this crate forbids.
-fn reuse_address(socket: &Socket) -> io::Result<()> {
-    if cfg!(windows) {
-        return Ok(());
-    }
-    socket.set_reuse_address(true)
 }
 
 /// Connects to the first address of `host:port` that answers, all of them
@@ -293,10 +272,12 @@ pub(crate) struct Stream {
 
 #[cfg(not(windows))]
 mod unix;
+#[cfg(not(windows))]
+use unix::address_use;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-use windows::Wake;
+use windows::{address_use, Wake};
 
 /// True for the error a *blocking* socket's read or write timeout gives
 /// (the TLS handshake runs on one, before its [`Stream`] exists): on Unix

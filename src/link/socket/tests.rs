@@ -38,3 +38,55 @@ fn a_port_in_use_names_the_address() {
     let err = bind_listeners(&[addr], 1, false).expect_err("in use");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+/// A listener bound by `bind_listeners` has SO_EXCLUSIVEADDRUSE set, and a
+/// second socket that sets SO_REUSEADDR (which on Windows would let it
+/// share the port and take the listener's connections) cannot bind its
+/// address. Under Wine 8 the second bind is refused even without the
+/// option (WSAEACCES; Wine runs on Linux sockets, which cannot show the
+/// hijack that Windows allows), so there the option read back is what
+/// fails if `exclusive_address_use` was not called.
+#[cfg(windows)]
+#[test]
+fn a_windows_listener_keeps_its_port_from_a_socket_that_reuses_addresses() {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{
+        getsockopt, SOCKET, SOCKET_ERROR, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
+    };
+    let listeners =
+        bind_listeners(&["127.0.0.1:0".parse().expect("addr")], 1, false).expect("bind");
+    let listener = &listeners[0];
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of_val(&value) as i32;
+    #[allow(unsafe_code)]
+    // SAFETY: the handle is `listener`'s own (`AsRawSocket` on a live
+    // `socket2::Socket`, open until the end of the test); `getsockopt`
+    // writes at most `len` bytes, 4, at `optval`, which points to `value`,
+    // a live, aligned i32, and writes the length it used into `len`, a
+    // live i32. Neither pointer is kept after the call.
+    let rc = unsafe {
+        getsockopt(
+            listener.as_raw_socket() as SOCKET,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    assert_ne!(rc, SOCKET_ERROR, "{}", io::Error::last_os_error());
+    assert_eq!(value, 1, "SO_EXCLUSIVEADDRUSE is not set");
+
+    let addr = listener.local_addr().expect("addr");
+    let intruder = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    intruder.set_reuse_address(true).expect("SO_REUSEADDR");
+    let err = intruder
+        .bind(&addr)
+        .expect_err("the port is the listener's");
+    assert!(
+        matches!(
+            err.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::AddrInUse
+        ),
+        "{err:?}"
+    );
+}

@@ -1,7 +1,15 @@
 //! The socket layer on Unix: a connection's socket as it is; `shutdown`
-//! wakes every thread blocked on it.
+//! wakes every thread blocked on it. Listeners set SO_REUSEADDR.
 
 use super::*;
+
+/// Unix: SO_REUSEADDR, so that a closed server's port can be bound again
+/// at once while its old connections wait out TIME_WAIT (as asyncio does
+/// on Unix). A port that another socket listens on stays refused
+/// (`AddrInUse`).
+pub(super) fn address_use(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)
+}
 
 impl Stream {
     /// The stream over a connected socket; on failure the socket comes

@@ -1,8 +1,62 @@
 //! The socket layer on Windows: a non-blocking socket whose waits are
 //! `WSAPoll`s that a local shutdown ends (`shutdown` alone wakes no
-//! blocked call there).
+//! blocked call there), and listeners that keep their port to themselves
+//! (SO_EXCLUSIVEADDRUSE, set by the crate's one `unsafe` call).
 
 use super::*;
+
+/// Windows: SO_EXCLUSIVEADDRUSE, and no SO_REUSEADDR. Windows's
+/// SO_REUSEADDR is not Unix's: a socket that sets it
+/// may bind a port another socket listens on and take its connections.
+/// With SO_EXCLUSIVEADDRUSE set on the listener, no other socket may bind
+/// its address while it is open, not even one of the same user that sets
+/// SO_REUSEADDR itself (`PermissionDenied`, WSAEACCES, or `AddrInUse`), as
+/// Microsoft advises for every server ("Using SO_REUSEADDR and
+/// SO_EXCLUSIVEADDRUSE"). A port in use is refused as on Unix
+/// (`AddrInUse`). The price, documented: the port cannot be bound again
+/// while a connection accepted on it is still active. A server restarted
+/// on its port right after `close()`, its old connection then closing or
+/// in TIME_WAIT, binds it under Wine (tests/server_close.rs; not checked
+/// on Windows itself).
+pub(super) fn address_use(socket: &Socket) -> io::Result<()> {
+    exclusive_address_use(socket)
+}
+
+/// Sets SO_EXCLUSIVEADDRUSE (before `bind`, where it takes effect). The
+/// one `unsafe` of the crate: neither std, socket2 nor rustix has a setter
+/// for this option, so it is a raw `setsockopt` from `windows-sys`.
+#[allow(unsafe_code)]
+fn exclusive_address_use(socket: &Socket) -> io::Result<()> {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{
+        setsockopt, WSAGetLastError, SOCKET, SOCKET_ERROR, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
+    };
+    let enable: i32 = 1;
+    // SAFETY: `setsockopt` reads `optlen` bytes at `optval` and touches
+    // nothing else. The handle is `socket`'s own, borrowed through
+    // `AsRawSocket` from a live `socket2::Socket` that the `&Socket`
+    // keeps open for the whole call (a RawSocket is the SOCKET value,
+    // widened to u64; the cast back loses nothing). `optval` points to
+    // `enable`, a live, aligned i32 on this stack frame, and `optlen` is
+    // its size, 4 bytes, the BOOL-sized value the option takes; the call
+    // does not keep the pointer. The level and option are windows-sys's
+    // constants.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_socket() as SOCKET,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            std::ptr::from_ref(&enable).cast(),
+            std::mem::size_of_val(&enable) as i32,
+        )
+    };
+    if rc == SOCKET_ERROR {
+        // SAFETY: `WSAGetLastError` takes no argument and only reads this
+        // thread's last Winsock error, which the failed call just set.
+        return Err(io::Error::from_raw_os_error(unsafe { WSAGetLastError() }));
+    }
+    Ok(())
+}
 
 /// Windows: the socket never blocks; a thread that must wait polls it
 /// together with the wake socket. The link's timeouts stay where the layers
