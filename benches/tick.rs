@@ -7,8 +7,9 @@
 //! `TcpStream` pair with TCP_NODELAY, `BufReader::read_line` and
 //! `write_all`, which like the crate's `read_str` hands each line over as
 //! a `String` of its own (as `benches/link.rs`'s plain side does: the same
-//! work, minus the crate). Runs are interleaved (crate, plain, plain, crate, ...) so
-//! both see the same machine. Criterion reports means; a control loop
+//! work, minus the crate). In each run both links are up side by side and
+//! take turns in half-second blocks, so both see the same machine (a load
+//! that comes and goes falls on both alike). Criterion reports means; a control loop
 //! lives by its worst ticks, so this prints p50, p99, p99.9 and max, each
 //! the median over the runs, and the ratio crate / plain.
 //!
@@ -22,10 +23,11 @@
 //! process per tick: the wakeups each tick costs.
 //!
 //! ```text
-//! cargo bench --bench tick                      # 3 runs x 5 s per rate and side
+//! cargo bench --bench tick                      # 3 runs of 5 s per side at each rate
 //! TICK_SECS=2 TICK_RUNS=5 cargo bench --bench tick
 //! TICK_RATES=1000 cargo bench --bench tick      # rates in Hz, 0 = as fast as possible
 //! TICK_DETECT=0 cargo bench --bench tick        # ticks only
+//! TICK_MONITOR=0 cargo bench --bench tick       # the crate's monitor off on both ends
 //! cargo bench --bench tick -- --quick           # about 1 s of ticks (or TICK_QUICK=1)
 //! ```
 
@@ -94,6 +96,16 @@ trait RoundTrip {
     fn finish(self: Box<Self>);
 }
 
+/// The crate's monitor interval: its default, or off (`TICK_MONITOR=0`)
+/// to see the monitor's share of a tick.
+fn monitor_interval() -> Duration {
+    if env::<u8>("TICK_MONITOR") == Some(0) {
+        Duration::ZERO
+    } else {
+        DEFAULT_MONITOR_CONNECTION_INTERVAL
+    }
+}
+
 struct CrateLink {
     client: Client,
     server: Arc<OneClientServer>,
@@ -106,6 +118,7 @@ impl CrateLink {
             .host(LOCALHOST_IPV4)
             .port(0)
             .name("echo")
+            .monitor_connection_interval(monitor_interval())
             .start()
             .expect("server start");
         let server = Arc::new(server);
@@ -113,6 +126,7 @@ impl CrateLink {
             .host(LOCALHOST_IPV4)
             .port(server.port())
             .name("ctl")
+            .monitor_connection_interval(monitor_interval())
             .connect()
             .expect("client connect");
         server.wait_connected(PATIENCE).expect("server connected");
@@ -291,49 +305,102 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-fn run_side(side: Side, rate: u32, secs: f64) -> Stats {
-    let mut link = side.start();
-    for _ in 0..WARMUP_TICKS {
-        link.tick();
+/// How long one side ticks before the other takes over, within a run.
+const BLOCK: Duration = Duration::from_millis(500);
+
+/// What one side has measured so far in a run.
+#[derive(Default)]
+struct Tally {
+    samples: Vec<Duration>,
+    monitor: Option<u64>,
+    all: Option<u64>,
+}
+
+impl Tally {
+    fn add_switches(
+        &mut self,
+        before: (Option<u64>, Option<u64>),
+        after: (Option<u64>, Option<u64>),
+    ) {
+        let add = |total: Option<u64>, b: Option<u64>, a: Option<u64>| {
+            Some(total.unwrap_or(0) + a?.saturating_sub(b?))
+        };
+        self.monitor = add(self.monitor, before.0, after.0);
+        self.all = add(self.all, before.1, after.1);
+    }
+
+    fn stats(mut self) -> Stats {
+        self.samples.sort_unstable();
+        let samples = &self.samples;
+        let per_tick = |n: Option<u64>| Some(n? as f64 / samples.len() as f64);
+        Stats {
+            ticks: samples.len(),
+            p50: percentile(samples, 0.50),
+            p99: percentile(samples, 0.99),
+            p999: percentile(samples, 0.999),
+            max: samples[samples.len() - 1],
+            monitor_per_tick: per_tick(self.monitor),
+            all_per_tick: per_tick(self.all),
+        }
+    }
+}
+
+/// One run at one rate: both links up side by side, taking turns in
+/// blocks of [`BLOCK`] until each has ticked for `secs`, so that both see
+/// the same moments of the machine (a quiet second, a busy one) rather
+/// than each its own. The first tick of a block follows the other side's
+/// block, an idle pause a steady loop never has: it is not counted. Only
+/// the ticking side's threads run during its block (the other's wait in
+/// `recv` or `poll`), so the context switches counted over a block are
+/// that side's.
+fn run_pair(rate: u32, secs: f64, crate_first: bool) -> (Stats, Stats) {
+    let mut links = [Side::Crate.start(), Side::Plain.start()];
+    for link in &mut links {
+        for _ in 0..WARMUP_TICKS {
+            link.tick();
+        }
     }
     let period = (rate > 0).then(|| Duration::from_secs(1) / rate);
-    let length = Duration::from_secs_f64(secs);
-    let expected = period.map_or(200_000, |p| (length.as_nanos() / p.as_nanos()) as usize + 1);
-    let mut samples = Vec::with_capacity(expected);
-    let (monitor_before, all_before) = (switches("tcpip-monitor"), switches(""));
-    let started = Instant::now();
-    let mut next = started;
-    while started.elapsed() < length {
-        if let Some(period) = period {
-            next += period;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                // Late (a tick took longer than the period): start again
-                // from now rather than bunching ticks up.
-                next = now;
+    let mut tallies = [Tally::default(), Tally::default()];
+    let mut ticked = Duration::ZERO;
+    let each = Duration::from_secs_f64(secs);
+    let order = if crate_first { [0, 1] } else { [1, 0] };
+    while ticked < each {
+        let block = BLOCK.min(each - ticked);
+        for side in order {
+            let (link, tally) = (&mut links[side], &mut tallies[side]);
+            let before = (switches("tcpip-monitor"), switches(""));
+            let started = Instant::now();
+            let mut next = started;
+            let mut first = true;
+            while started.elapsed() < block {
+                if let Some(period) = period {
+                    next += period;
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        // Late (a tick took longer than the period): start
+                        // again from now rather than bunching ticks up.
+                        next = now;
+                    }
+                }
+                let t = Instant::now();
+                link.tick();
+                let took = t.elapsed();
+                if !std::mem::take(&mut first) {
+                    tally.samples.push(took);
+                }
             }
+            tally.add_switches(before, (switches("tcpip-monitor"), switches("")));
         }
-        let t = Instant::now();
-        link.tick();
-        samples.push(t.elapsed());
+        ticked += block;
     }
-    let (monitor_after, all_after) = (switches("tcpip-monitor"), switches(""));
-    link.finish();
-    samples.sort_unstable();
-    let per_tick = |before: Option<u64>, after: Option<u64>| {
-        Some(after?.saturating_sub(before?) as f64 / samples.len() as f64)
-    };
-    Stats {
-        ticks: samples.len(),
-        p50: percentile(&samples, 0.50),
-        p99: percentile(&samples, 0.99),
-        p999: percentile(&samples, 0.999),
-        max: samples[samples.len() - 1],
-        monitor_per_tick: per_tick(monitor_before, monitor_after),
-        all_per_tick: per_tick(all_before, all_after),
+    for link in links {
+        link.finish();
     }
+    let [c, p] = tallies;
+    (c.stats(), p.stats())
 }
 
 fn us(d: Duration) -> String {
@@ -387,15 +454,10 @@ fn ticks(options: &Options) -> Vec<(u32, Stats, Stats)> {
         .collect();
     for run in 0..options.runs {
         for (rate, crate_runs, plain_runs) in &mut results {
-            // Alternate which side goes first, so neither always follows
-            // the other's teardown.
-            let order = if run % 2 == 0 {
-                [Side::Crate, Side::Plain]
-            } else {
-                [Side::Plain, Side::Crate]
-            };
-            for side in order {
-                let s = run_side(side, *rate, options.secs);
+            // Alternate which side opens the run, so neither always
+            // ticks first after a pause.
+            let (c, p) = run_pair(*rate, options.secs, run % 2 == 0);
+            for (side, s) in [(Side::Crate, &c), (Side::Plain, &p)] {
                 println!(
                     "run {}/{} {:>8} {}: n={:>6} p50 {:>7} p99 {:>7} p99.9 {:>7} max {:>8} µs; \
                      switches/tick: monitor {}, all threads {}",
@@ -411,11 +473,9 @@ fn ticks(options: &Options) -> Vec<(u32, Stats, Stats)> {
                     per_tick(s.monitor_per_tick),
                     per_tick(s.all_per_tick),
                 );
-                match side {
-                    Side::Crate => crate_runs.push(s),
-                    Side::Plain => plain_runs.push(s),
-                }
             }
+            crate_runs.push(c);
+            plain_runs.push(p);
         }
     }
     results
