@@ -34,6 +34,9 @@ ROWS = [
     # benches/tls.rs (cargo bench --features tls --bench tls): the crate
     # over TLS against the crate over plain TCP.
     ("tls_round_trip_1_thread", "ts_tcpip_tls", "ts_tcpip", "time", "<= 1.3"),
+    # The floor: rustls's own stream against a bare TcpStream.
+    ("tls_round_trip_1_thread", "rustls_stream", "std_tcp", "time", "(rustls alone / TCP alone)"),
+    ("tls_round_trip_1_thread", "ts_tcpip_tls", "rustls_stream", "time", "(crate over TLS / rustls alone)"),
     ("tls_read_exact_64KiB", "ts_tcpip_tls", "ts_tcpip", "thrpt", ">= 0.5"),
 ]
 

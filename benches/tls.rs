@@ -9,6 +9,12 @@
 //! - `tls_round_trip_1_thread`: a 40-byte line (`\r\n` included) there and
 //!   back with `write_str`/`read_str`, client and server on the measured
 //!   thread (target: TLS ≤ 1.3 × plain).
+//!   Beside them, the floor under that ratio: rustls alone
+//!   (`rustls::StreamOwned` over a `TcpStream`, `rustls_stream`) against
+//!   the bare `TcpStream` (`std_tcp`), the same 40 bytes there and back,
+//!   no framing, no crate. TLS costs each record a fixed amount of work
+//!   (AEAD, record layer, rustls's buffers) whatever carries it; where a
+//!   plain round trip is short, that work is a larger share of it.
 //! - `tls_read_exact_64KiB`: 64 KiB blocks written with `write` by a thread
 //!   owning the server and read with `read_exact` by the client (target:
 //!   TLS ≥ 0.5 × plain throughput).
@@ -126,6 +132,65 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
+/// rustls and std alone: a connected `TcpStream` pair (TCP_NODELAY, as the
+/// crate sets), over TLS when `tls`, the handshake run on a thread.
+fn bare_pair(tls: bool) -> (Box<dyn ReadWrite>, Box<dyn ReadWrite>) {
+    use std::net::{TcpListener, TcpStream};
+    use ts_tcpip::tls::rustls;
+    let listener = TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    client.set_nodelay(true).expect("nodelay");
+    server.set_nodelay(true).expect("nodelay");
+    if !tls {
+        return (Box::new(client), Box::new(server));
+    }
+    let ca = pki::Ca::new("bench CA");
+    let id = ca.issue(&["localhost"]);
+    let config = pki::server_config(&id, None);
+    let serving = std::thread::spawn(move || {
+        let mut session = rustls::ServerConnection::new(config).expect("server session");
+        let mut socket = server;
+        while session.is_handshaking() {
+            session.complete_io(&mut socket).expect("server handshake");
+        }
+        rustls::StreamOwned::new(session, socket)
+    });
+    let name = "localhost".try_into().expect("name");
+    let mut session =
+        rustls::ClientConnection::new(pki::client_config(&ca, None), name).expect("client session");
+    let mut socket = client;
+    while session.is_handshaking() {
+        session.complete_io(&mut socket).expect("client handshake");
+    }
+    let server = serving.join().expect("server handshake thread");
+    (
+        Box::new(rustls::StreamOwned::new(session, socket)),
+        Box::new(server),
+    )
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+fn floor(c: &mut Criterion) {
+    let mut group = group(c, "tls_round_trip_1_thread");
+    let line = format!("{LINE_40}\r\n");
+    for (id, tls) in [("rustls_stream", true), ("std_tcp", false)] {
+        let (mut client, mut server) = bare_pair(tls);
+        let mut buf = [0u8; 64];
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                client.write_all(line.as_bytes()).expect("write");
+                let n = server.read(&mut buf).expect("read");
+                server.write_all(&buf[..n]).expect("write");
+                black_box(client.read(&mut buf).expect("read"))
+            });
+        });
+    }
+    group.finish();
+}
+
 fn blocks(c: &mut Criterion) {
     let mut group = group(c, "tls_read_exact_64KiB");
     group.throughput(Throughput::Bytes(BLOCK as u64));
@@ -153,5 +218,5 @@ fn blocks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, blocks);
+criterion_group!(benches, round_trip, floor, blocks);
 criterion_main!(benches);
