@@ -280,7 +280,7 @@ fn latency_rows(trials: usize) -> Vec<Row> {
 
 // ----------------------------------------------------- /proc measurements
 
-/// CPU time of every thread of this process, from the schedulers' own
+/// CPU time of the threads `cpu_time` counts, from the schedulers' own
 /// nanosecond counters (`/proc/self/task/*/schedstat`), and from
 /// `/proc/self/stat` (utime + stime, in clock ticks of 10 ms).
 struct CpuTime {
@@ -288,12 +288,22 @@ struct CpuTime {
     ticks: u64,
 }
 
+/// The CPU time of every thread but the calling one (which measures: its
+/// own reads of /proc and its wake from the window's sleep cost more than
+/// an idle link), and the process's ticks.
 fn cpu_time() -> CpuTime {
+    // "PID/task/TID": this thread's own entry.
+    let me = fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_owned()));
     let mut nanos = 0u64;
     for task in fs::read_dir("/proc/self/task")
         .expect("/proc/self/task")
         .flatten()
     {
+        if Some(task.file_name()) == me {
+            continue;
+        }
         if let Ok(text) = fs::read_to_string(task.path().join("schedstat")) {
             nanos += text
                 .split_whitespace()
@@ -334,8 +344,9 @@ fn rss_kib() -> u64 {
 }
 
 /// CPU used by a connected, idle server and client (callbacks set, default
-/// monitor interval) over `window`. Both ends are in this process, so the
-/// figure is the pair's, not the server's alone: an upper bound.
+/// monitor interval) over `window`: their threads' time, the measuring
+/// thread left out. Both ends are in this process, so the figure is the
+/// pair's, not the server's alone: an upper bound.
 fn idle_rows(window: Duration) -> Vec<Row> {
     let server = server_with(|_, _| {});
     let client = client_with(server.port(), |_, _| {});
@@ -355,7 +366,7 @@ fn idle_rows(window: Duration) -> Vec<Row> {
         "the link stayed up"
     );
     vec![Row::new(
-        &format!("idle server + client, {elapsed:.0} s: CPU of one core"),
+        &format!("idle server + client, {elapsed:.0} s: CPU of one core (their threads)"),
         format!(
             "{share:.4} % ({} µs; /proc/self/stat: {ticks} ticks)",
             (after.schedstat - before.schedstat).as_micros()
