@@ -51,12 +51,16 @@ def wine_outcomes(log):
     if not os.path.exists(log):
         return outcomes, {}
     text = open(log, errors="replace").read().replace("\r", "")
-    # Not anchored: a test's stderr and libtest's lines can share a line.
+    # A test's stderr and libtest's stdout share the log and can share a
+    # line, either way round: "test x ... SKIPPED x: why" + "ok" on the
+    # next line, or "SKIPPED x: why" followed by "test y ... ok". The
+    # skip messages are taken out first (up to the end of their line or
+    # the next libtest line), so that what is left reads as libtest wrote it.
+    skip = re.compile(r"SKIPPED (\S+): (.*?)(?:\n|(?=test \S+ \.\.\. )|$)")
+    skipped = {m.group(1): m.group(2).strip() for m in skip.finditer(text)}
+    text = skip.sub("", text)
     for m in re.finditer(r"test (\S+) \.\.\. (ok|FAILED|ignored[^\n]*)", text):
         outcomes[m.group(1)] = m.group(2)
-    skipped = {}
-    for m in re.finditer(r"SKIPPED (\S+): ([^\n]*)", text):
-        skipped[m.group(1)] = re.sub(r"test \S+ \.\.\. .*$", "", m.group(2))
     return outcomes, skipped
 
 
