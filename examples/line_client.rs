@@ -24,6 +24,9 @@ use std::process::ExitCode;
 use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
+mod cli;
+use cli::{unescape, with_causes};
+
 const USAGE: &str = "usage: line_client HOST PORT [--encoding E] [--terminator T] \
                      [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]]";
 
@@ -119,27 +122,6 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
         terminator,
         tls,
     })
-}
-
-/// `\r`, `\n`, `\t` and `\\` as a shell cannot easily pass them.
-pub fn unescape(text: &str) -> Vec<u8> {
-    text.replace("\\r", "\r")
-        .replace("\\n", "\n")
-        .replace("\\t", "\t")
-        .replace("\\\\", "\\")
-        .into_bytes()
-}
-
-/// The error and every cause under it (a TLS handshake's reason, say), as
-/// `error: cause: cause`.
-pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text = format!("{text}: {cause}");
-        next = cause.source();
-    }
-    text
 }
 
 fn main() -> ExitCode {

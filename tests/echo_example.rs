@@ -1,9 +1,17 @@
 //! The examples echo_server and line_client: driven as Python's
 //! test_example drives its example (their `start`, `connect` and `talk`
-//! functions), their command lines parsed as the issue writes them, and,
+//! functions), their command lines parsed as their usage lines give them, and,
 //! when cargo has built the example binaries (as `cargo test` does), run
 //! as processes with exactly those command lines.
 
+// The two examples are two programs, each with its own copy of the
+// command-line helpers they share (examples/cli); this test loads both,
+// and the helpers once more for itself.
+#![allow(clippy::duplicate_mod)]
+
+#[allow(dead_code)]
+#[path = "../examples/cli/mod.rs"]
+mod cli;
 #[allow(dead_code)]
 #[path = "../examples/echo_server.rs"]
 mod echo_server;
@@ -114,6 +122,28 @@ fn echo_server_parses_its_command_line() {
     }
 }
 
+/// `--terminator` in its escaped form, read left to right: an escaped
+/// backslash before an `n` is a backslash and an `n`, not a newline.
+#[test]
+fn both_read_the_terminator_in_its_escaped_form() {
+    assert_eq!(cli::unescape("\\r\\n"), b"\r\n");
+    assert_eq!(cli::unescape("\\n"), b"\n");
+    assert_eq!(cli::unescape("\\t;"), b"\t;");
+    assert_eq!(cli::unescape("\\\\n"), b"\\n");
+    assert_eq!(cli::unescape("a\\qb\\"), b"a\\qb\\");
+    for line in [
+        "5000 --terminator \\\\n",
+        "localhost 5000 --terminator \\\\n",
+    ] {
+        let terminator = if line.starts_with("5000") {
+            echo_server::parse_args(args(line)).map(|o| o.terminator)
+        } else {
+            line_client::parse_args(args(line)).map(|o| o.terminator)
+        };
+        assert_eq!(terminator.expect("parsed"), b"\\n", "{line}");
+    }
+}
+
 #[test]
 fn line_client_parses_its_command_line() {
     let o = line_client::parse_args(args("localhost 5000")).expect("host and port");
@@ -210,14 +240,14 @@ fn line_client_talks_to_the_echo_server() {
     for (encoding, terminator) in [(Encoding::Utf8, "\\r\\n"), (Encoding::Utf16, "\\n")] {
         let server_options = echo_server::Options {
             encoding,
-            terminator: echo_server::unescape(terminator),
+            terminator: cli::unescape(terminator),
             ..echo_server::Options::new(0)
         };
         let (on_quit, quit_rx) = quit_channel();
         let server = echo_server::start(&server_options, on_quit).expect("echo server");
         let options = line_client::Options {
             encoding,
-            terminator: line_client::unescape(terminator),
+            terminator: cli::unescape(terminator),
             ..line_client::Options::new(LOCALHOST_IPV4, server.port())
         };
         let client = line_client::connect(&options).expect("connects");
