@@ -1,4 +1,4 @@
-//! The connection monitor waits for the peer's hang-up only (issue 16):
+//! The connection monitor waits for the peer's hang-up only:
 //! messages do not wake it, and a close is noticed at once, on an idle
 //! link and on a busy one, whatever `monitor_connection_interval` says.
 //!
@@ -18,7 +18,7 @@ use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
 
 /// Far longer than any bound below: a monitor that looked once per
-/// interval on a busy link (the design before issue 16) cannot pass by
+/// interval on a busy link (the earlier design) cannot pass by
 /// luck.
 const LONG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -55,7 +55,7 @@ fn reader_until_bye(server: &Arc<OneClientServer>) -> thread::JoinHandle<usize> 
 }
 
 /// 500 round trips, one every half millisecond, through an echo thread on
-/// the server: its monitor must not wake for them. Before issue 16 the
+/// the server: its monitor must not wake for them. Formerly the
 /// monitor sat in a blocking peek on the same socket as the reader, and
 /// every message woke it (about one switch every other message, counted);
 /// it now sleeps in `poll` for `POLLRDHUP`, which data does not trigger.

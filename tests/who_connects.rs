@@ -1,4 +1,4 @@
-//! Who may connect (issue 13, the parts that are not TLS): the peer
+//! Who may connect, the parts that are not TLS: the peer
 //! allowlist (ranges and predicates, on both server forms), the slot
 //! policy, and ends made from sockets and addresses the caller holds
 //! (`listener`, `stream`, `local_addr`, `reuse_port`).
