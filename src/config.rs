@@ -42,6 +42,12 @@ pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// unless set: 10 s. The server runs each handshake on a thread of its
 /// own, so a silent client never holds up the next one.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes a server runs at once (each on its own thread): a
+/// client that arrives while this many are under way is turned away at
+/// once, counted in `connections_rejected`, so that silent connections
+/// cannot pile up threads. A server serves one client; 16 leaves room for
+/// it among a few stragglers.
+pub const MAX_TLS_HANDSHAKES: usize = 16;
 /// A read-loop server with heartbeat monitoring closes a client that sent
 /// no heartbeat for this long, unless told otherwise: 10 s.
 pub const DEFAULT_MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);

@@ -342,3 +342,102 @@ fn pem_files_make_the_same_link() {
         .expect_err("a missing file fails start()");
     assert!(matches!(missing, Error::InvalidArgument(_)), "{missing:?}");
 }
+
+/// How many threads run a handshake for the server named `name`.
+#[cfg(target_os = "linux")]
+fn handshake_threads(name: &str) -> usize {
+    let comm: String = format!("tcpip-tls {name}").chars().take(15).collect();
+    support::proc::thread_names()
+        .iter()
+        .filter(|n| **n == comm)
+        .count()
+}
+
+/// Waits until `n` handshakes of the server named `name` are under way.
+#[cfg(target_os = "linux")]
+fn wait_handshakes(name: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while handshake_threads(name) < n {
+        assert!(Instant::now() < deadline, "{n} handshakes never started");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// B9 for a handshake: `close` ends a handshake under way (a client that
+/// opened TCP and says nothing) instead of waiting for its timeout.
+/// Linux only: on Windows a shutdown does not wake a blocked read, and a
+/// handshake there ends at its timeout (the close waits for it).
+#[cfg(target_os = "linux")]
+#[test]
+fn b09_close_ends_a_handshake_under_way() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false)
+        .name("hsclose")
+        .tls_handshake_timeout(Duration::from_secs(120))
+        .start()
+        .expect("server");
+    let mut silent = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    wait_handshakes("hsclose", 1);
+    let started = Instant::now();
+    server.close();
+    // A generous bound on what must not wait for the 120 s timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(handshake_threads("hsclose"), 0);
+    expect_closed(&mut silent);
+}
+
+/// The server closed `stream`: end of file or a reset, not a timeout.
+#[cfg(target_os = "linux")]
+fn expect_closed(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    match stream.read(&mut [0u8; 16]) {
+        Ok(0) => {}
+        Err(e)
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("expected the server to close it, got {other:?}"),
+    }
+}
+
+/// Silent connections cannot pile up handshake threads: past
+/// `MAX_TLS_HANDSHAKES` under way, the next client is turned away at once
+/// and counted; once they end, a client is served again.
+#[cfg(target_os = "linux")]
+#[test]
+fn handshakes_under_way_are_capped() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false)
+        .name("hscap")
+        .tls_handshake_timeout(Duration::from_secs(120))
+        .start()
+        .expect("server");
+    let silent: Vec<TcpStream> = (0..ts_tcpip::MAX_TLS_HANDSHAKES)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.port())).expect("tcp"))
+        .collect();
+    wait_handshakes("hscap", ts_tcpip::MAX_TLS_HANDSHAKES);
+    let mut extra = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    expect_closed(&mut extra);
+    assert_eq!(server.stats().connections_rejected, 1);
+    assert_eq!(handshake_threads("hscap"), ts_tcpip::MAX_TLS_HANDSHAKES);
+    // The silent ones leave: their handshakes end, and a client gets in.
+    drop(silent);
+    let deadline = Instant::now() + WAIT;
+    while handshake_threads("hscap") > 0 {
+        assert!(Instant::now() < deadline, "the handshakes did not end");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let client = tls_client(&pki, server.port(), false)
+        .connect()
+        .expect("a client gets in");
+    server.wait_connected(WAIT).expect("served");
+    client.write_str("in").expect("write");
+    assert_eq!(server.read_str().expect("read"), "in");
+}

@@ -35,6 +35,62 @@ pub(crate) struct Listening {
     pub(crate) released: (Sender<()>, Receiver<()>),
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "tls")]
+    pub(crate) handshakes: Handshakes,
+}
+
+/// The TLS handshakes under way, each on a thread of its own: a copy of
+/// each one's socket, so that `stop` can end them (a client that sends
+/// nothing would hold `close` for the whole handshake timeout), and their
+/// count, capped at [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES).
+#[cfg(feature = "tls")]
+#[derive(Default)]
+pub(crate) struct Handshakes {
+    /// The next handshake's number, and the sockets of those under way.
+    running: Mutex<(u64, Vec<(u64, std::net::TcpStream)>)>,
+}
+
+#[cfg(feature = "tls")]
+impl Handshakes {
+    /// Registers a handshake on `stream`: its number, or why it may not
+    /// start. `stopping` is read under the lock `stop_all` takes, so a
+    /// handshake registered after it ran saw the flag up.
+    fn begin(
+        &self,
+        stream: &std::net::TcpStream,
+        stopping: &AtomicBool,
+    ) -> std::result::Result<u64, String> {
+        let mut running = self.running.lock();
+        if stopping.load(Ordering::Acquire) {
+            return Err("the server is closing".into());
+        }
+        if running.1.len() >= crate::config::MAX_TLS_HANDSHAKES {
+            return Err(format!(
+                "{} TLS handshakes are under way already",
+                running.1.len()
+            ));
+        }
+        let copy = stream
+            .try_clone()
+            .map_err(|e| format!("cannot keep its socket: {e}"))?;
+        let id = running.0;
+        running.0 += 1;
+        running.1.push((id, copy));
+        Ok(id)
+    }
+
+    fn end(&self, id: u64) {
+        self.running.lock().1.retain(|(n, _)| *n != id);
+    }
+
+    /// Shuts down the socket of every handshake under way: each ends at
+    /// once with an error (on Unix; on Windows a shutdown does not wake a
+    /// blocked read, and a handshake there ends at its timeout).
+    fn stop_all(&self) {
+        for (_, stream) in self.running.lock().1.drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl Listening {
@@ -58,6 +114,8 @@ impl Listening {
             socket::wake_accept(listener);
         }
         drop(listeners);
+        #[cfg(feature = "tls")]
+        self.handshakes.stop_all();
         for _ in 0..self.accepting.load(Ordering::Acquire) {
             if self
                 .released
@@ -123,10 +181,19 @@ impl Listening {
                 self.reject(peer, "a client is already connected");
                 return;
             }
+            let id = match self.handshakes.begin(&stream, &self.stopping) {
+                Ok(id) => id,
+                Err(why) => {
+                    self.reject(peer, &why);
+                    return;
+                }
+            };
             let (listening, config) = (self.clone(), config.clone());
             let timeout = self.ep.config.tls_handshake_timeout;
             let spawned = self.ep.spawn("tls", move || {
-                match super::tls::accept(&config, stream, peer, timeout) {
+                let shaken = super::tls::accept(&config, stream, peer, timeout);
+                listening.handshakes.end(id);
+                match shaken {
                     Ok(conn) => listening.take(conn),
                     Err((e, stream)) => {
                         listening.reject(peer, &format!("TLS handshake failed: {e}"));
@@ -135,6 +202,7 @@ impl Listening {
                 }
             });
             if let Err(e) = spawned {
+                self.handshakes.end(id);
                 self.reject(peer, &format!("no thread for its TLS handshake: {e}"));
             }
             return;

@@ -83,6 +83,8 @@ impl ServerBuilder {
             released: crossbeam_channel::unbounded(),
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "tls")]
+            handshakes: Default::default(),
         });
         let server = OneClientServer {
             ep,
@@ -111,8 +113,8 @@ impl ServerBuilder {
 /// server closes it.
 ///
 /// Threads: one accepting per listening socket, a monitor (unless the
-/// interval is zero) and one for the callback (if one is set); `close()`
-/// joins them all.
+/// interval is zero), one for the callback (if one is set) and, with TLS,
+/// one per handshake under way; `close()` joins them all.
 pub struct OneClientServer {
     /// Also in `listening`, where the accept threads reach it.
     pub(crate) ep: Arc<Endpoint>,
@@ -168,9 +170,10 @@ impl OneClientServer {
             .detach_current(DisconnectReason::ClosedLocally, Intent::Keep);
     }
 
-    /// Closes the client and the listeners, calls the callback with `false`
-    /// if a client was connected, and joins every thread the server started
-    /// (waiting for a running callback). The port is free again on return,
+    /// Closes the client and the listeners, ends the TLS handshakes under
+    /// way, calls the callback with `false` if a client was connected, and
+    /// joins every thread the server started (waiting for a running
+    /// callback). The port is free again on return,
     /// except when called from the server's own callback: a thread cannot
     /// join itself, so the owner's `close` (or drop) finishes the job.
     /// Idempotent; dropping the server does the same (Python's `close`

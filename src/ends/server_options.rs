@@ -97,7 +97,11 @@ impl<S: ServesOne> Builder<S> {
     /// thread of its own (a client that sends nothing never holds up the
     /// next). Client certificates are required when `config` says so. A
     /// failed handshake is counted in `connections_rejected` and logged
-    /// with the peer and the reason; the served client is undisturbed.
+    /// with the peer and the reason; the served client is undisturbed. At
+    /// most [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES) run at once:
+    /// a client that arrives beyond them is turned away and counted the
+    /// same way. `close()` ends the handshakes under way (on Windows it
+    /// waits for them, the timeout at most).
     /// Default: plain TCP.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
