@@ -441,3 +441,31 @@ fn handshakes_under_way_are_capped() {
     client.write_str("in").expect("write");
     assert_eq!(server.read_str().expect("read"), "in");
 }
+
+/// B11 over TLS: a record that arrives cut across two socket reads,
+/// followed at once by more records, is all delivered, whatever rustls's
+/// own buffers hold at a time: a block larger than one record (so it
+/// ends in a short one), then many lines, all sent before the server
+/// reads any.
+#[test]
+fn b11_a_block_and_the_lines_after_it_all_arrive_over_tls() {
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let (server, client) = pair(&pki, tls_server(&pki, false), false);
+    for size in [20_000, 16_384 + 1, 40_000, 16_384 * 2 + 100, 100_000] {
+        let block: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        client.write(&block).expect("block");
+        for i in 0..400 {
+            client
+                .write_str(&format!("line {i} {}", "x".repeat(i % 300)))
+                .expect("line");
+        }
+        assert_eq!(server.read_exact(size).expect("block arrives"), block);
+        for i in 0..400 {
+            assert_eq!(
+                server.read_str().expect("line arrives"),
+                format!("line {i} {}", "x".repeat(i % 300))
+            );
+        }
+    }
+}

@@ -24,17 +24,41 @@ use parking_lot::Mutex;
 use super::socket::{self, Peek};
 use super::transport::Transport;
 
-/// Ciphertext asked of the socket at a time: one TLS record at most, so
-/// that what it decrypts to always fits in rustls's plaintext buffer.
+/// Ciphertext asked of the socket at a time.
 const RECORD: usize = 16 * 1024;
+
+/// Ciphertext received from the socket and not yet handed to the session:
+/// the session takes it only while it holds no plaintext (rustls refuses
+/// more once its plaintext buffer is full, and one socket read can hold
+/// the end of a record begun in the last one and many records after it).
+struct Received {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Received {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Receives into the whole buffer (nothing may be pending): how many
+    /// bytes came, 0 at end of file.
+    fn fill(&mut self, recv: impl FnOnce(&mut [u8]) -> io::Result<usize>) -> io::Result<usize> {
+        debug_assert!(self.pending().is_empty());
+        let n = recv(&mut self.buf)?;
+        (self.start, self.end) = (0, n);
+        Ok(n)
+    }
+}
 
 /// TLS over a connected TCP socket, after the handshake.
 pub(crate) struct Tls {
     tcp: socket::Stream,
     session: Mutex<rustls::Connection>,
-    /// Held by whoever receives ciphertext from the socket, with the
-    /// buffer it receives into.
-    receiving: Mutex<Vec<u8>>,
+    /// Held by whoever receives ciphertext from the socket, with what it
+    /// received and the session has not taken yet.
+    receiving: Mutex<Received>,
     /// Held by whoever sends records to the socket, with the buffer the
     /// records are made in.
     sending: Mutex<Vec<u8>>,
@@ -66,7 +90,11 @@ pub(crate) fn handshake(
     Ok(Tls {
         tcp: socket::Stream::new(tcp)?,
         session: Mutex::new(session),
-        receiving: Mutex::new(vec![0; RECORD]),
+        receiving: Mutex::new(Received {
+            buf: vec![0; RECORD],
+            start: 0,
+            end: 0,
+        }),
         sending: Mutex::new(Vec::new()),
         answers: AtomicBool::new(false),
     })
@@ -117,28 +145,33 @@ impl Tls {
         }
     }
 
-    /// Hands ciphertext to the session (an empty slice is the socket's end
-    /// of file), then reads what it decrypts to into `buf` if there is a
-    /// `buf`, all under one lock. Records the session made in answer
-    /// (alerts, key updates) are sent now if no writer is busy, else by
-    /// the writer after its own.
-    fn absorb(&self, mut cipher: &[u8], buf: Option<&mut [u8]>) -> io::Result<Option<usize>> {
+    /// Hands the pending ciphertext to the session (none pending: the
+    /// socket's end of file) until the session holds plaintext or takes
+    /// it all, then reads what it decrypted into `buf` if there is a
+    /// `buf`, all under one lock; the ciphertext not taken stays pending.
+    /// Records the session made in answer (alerts, key updates) are sent
+    /// now if no writer is busy, else by the writer after its own.
+    fn absorb(&self, rx: &mut Received, buf: Option<&mut [u8]>) -> io::Result<Option<usize>> {
         let mut session = self.session.lock();
         loop {
+            let mut cipher = rx.pending();
             let taken = session.read_tls(&mut cipher)?;
-            if let Err(e) = session.process_new_packets() {
-                // The alert rustls made goes out before the link ends.
-                drop(session);
-                self.flush_if_idle();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            if cipher.is_empty() {
+            rx.start += taken;
+            let state = match session.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    // The alert rustls made goes out before the link ends.
+                    drop(session);
+                    self.flush_if_idle();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            };
+            if rx.pending().is_empty() || state.plaintext_bytes_to_read() > 0 {
                 break;
             }
             if taken == 0 {
-                // Full, with plaintext nobody has read: the reader takes
-                // it before more ciphertext comes in (it asks for at most
-                // one record at a time, so this does not happen to it).
+                // The session takes nothing and decrypts nothing: a
+                // record too large for it, which rustls reports itself.
                 return Err(io::Error::other(
                     "TLS: received data the session has no room for",
                 ));
@@ -212,13 +245,15 @@ impl Transport for Tls {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // One reader at a time, which also keeps a peek from taking the
         // ciphertext this read waits for.
-        let mut cipher = self.receiving.lock();
+        let mut rx = self.receiving.lock();
         if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
             return read;
         }
         loop {
-            let n = self.tcp.read(&mut cipher)?;
-            if let Some(read) = self.absorb(&cipher[..n], Some(&mut *buf))? {
+            if rx.pending().is_empty() {
+                rx.fill(|b| self.tcp.read(b))?;
+            }
+            if let Some(read) = self.absorb(&mut rx, Some(&mut *buf))? {
                 return Ok(read);
             }
         }
@@ -271,16 +306,19 @@ impl Transport for Tls {
         }
         // Ciphertext waits: take in what has arrived and look again, unless
         // a reader is receiving (then whatever came is its to read).
-        let Some(mut cipher) = self.receiving.try_lock() else {
+        let Some(mut rx) = self.receiving.try_lock() else {
             return Ok(Peek::Data);
         };
         loop {
-            let n = match self.tcp.recv_now(&mut cipher) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
-                Err(e) => return Err(e),
-            };
-            self.absorb(&cipher[..n], None)?;
+            let mut eof = false;
+            if rx.pending().is_empty() {
+                match rx.fill(|b| self.tcp.recv_now(b)) {
+                    Ok(n) => eof = n == 0,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
+                    Err(e) => return Err(e),
+                }
+            }
+            self.absorb(&mut rx, None)?;
             let state = self
                 .session
                 .lock()
@@ -289,7 +327,7 @@ impl Transport for Tls {
             if state.plaintext_bytes_to_read() > 0 {
                 return Ok(Peek::Data);
             }
-            if n == 0 || state.peer_has_closed() {
+            if eof || state.peer_has_closed() {
                 return Ok(Peek::Eof);
             }
         }
