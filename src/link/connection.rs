@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use super::socket::Peek;
 use super::transport::Transport;
 use crate::error::{Error, Result};
@@ -26,6 +28,11 @@ pub(crate) struct Connection {
     /// The system tells its error to one caller only; the others see an
     /// end of file or a closed socket, and read the cause here.
     broken: OnceLock<Broken>,
+    /// The link's read and write timeouts as last set on the socket: what
+    /// a call with a deadline narrows for its length and then puts back.
+    /// Set and put back under this lock, so a timeout set while such a
+    /// call runs is the one left on the socket when it ends. A leaf lock.
+    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
 }
 
 /// The error that broke a connection, kept to tell every thread the same.
@@ -56,7 +63,44 @@ impl Connection {
             peer,
             closing: AtomicBool::new(false),
             broken: OnceLock::new(),
+            timeouts: Mutex::new((None, None)),
         }
+    }
+
+    /// Sets the link's read and write timeouts on the socket.
+    pub(crate) fn set_timeouts(
+        &self,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        let mut timeouts = self.timeouts.lock();
+        let socket = self.transport.socket();
+        socket.set_read_timeout(read)?;
+        socket.set_write_timeout(write)?;
+        *timeouts = (read, write);
+        Ok(())
+    }
+
+    /// The link's read timeout (not a deadline's narrowing of it).
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.timeouts.lock().0
+    }
+
+    /// The link's write timeout (not a deadline's narrowing of it).
+    fn write_timeout(&self) -> Option<Duration> {
+        self.timeouts.lock().1
+    }
+
+    /// Puts the link's read timeout back on the socket after a deadline.
+    pub(crate) fn restore_read_timeout(&self) {
+        let timeouts = self.timeouts.lock();
+        let _ = self.transport.socket().set_read_timeout(timeouts.0);
+    }
+
+    /// Puts the link's write timeout back on the socket after a deadline.
+    fn restore_write_timeout(&self) {
+        let timeouts = self.timeouts.lock();
+        let _ = self.transport.socket().set_write_timeout(timeouts.1);
     }
 
     /// How the connection broke, if a thread has heard.
@@ -147,17 +191,13 @@ impl Connection {
         let mut sent = 0;
         let socket = self.transport.socket();
         // With a deadline the socket's timeout is narrowed for this call
-        // and put back after it (the write half is locked meanwhile).
-        let restore = match deadline {
-            Some(_) => Some(socket.write_timeout()?),
-            None => None,
-        };
+        // and put back after it.
         let result = loop {
             if sent >= frame.len() {
                 break Ok(sent);
             }
             if let Some(deadline) = deadline {
-                match remaining(deadline, restore.flatten()) {
+                match remaining(deadline, self.write_timeout()) {
                     Some(left) => socket.set_write_timeout(Some(left))?,
                     None => break Err(timed_out(sent, frame.len())),
                 }
@@ -186,8 +226,8 @@ impl Connection {
                 }
             }
         };
-        if let Some(timeout) = restore {
-            let _ = socket.set_write_timeout(timeout);
+        if deadline.is_some() {
+            self.restore_write_timeout();
         }
         result
     }

@@ -6,8 +6,12 @@
 //! the events' lock inside it, so that they are told in the order the
 //! changes happened), reads the timeouts, and only *tries* a half
 //! (`is_dead`, `release_halves`). A thread holding a half never waits for
-//! the slot lock; the two halves are never held together. No lock is held
-//! while user code runs (the callback has a thread of its own).
+//! the slot lock; the two halves are never held together. The timeouts'
+//! locks (this one, then the connection's, which a half also takes) are
+//! leaves. No lock is held while user code runs (the callback has a
+//! thread of its own), but for what builds a frame on the write side: a
+//! `Serialize` impl, a hand-written `BinaryStruct::encode` and the
+//! `write_lines` iterator run with the write half held (see `io.rs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -429,7 +433,5 @@ impl Endpoint {
 /// wait the socket has (1 µs).
 fn apply_timeouts(conn: &Connection, timeouts: Timeouts) -> std::io::Result<()> {
     let shortest = |t: Option<Duration>| t.map(|t| t.max(Duration::from_micros(1)));
-    let socket = conn.transport().socket();
-    socket.set_read_timeout(shortest(timeouts.read))?;
-    socket.set_write_timeout(shortest(timeouts.write))
+    conn.set_timeouts(shortest(timeouts.read), shortest(timeouts.write))
 }

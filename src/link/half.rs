@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::connection::{remaining, Connection};
 use super::shared_codec::{CodecCache, SharedCodec};
@@ -235,8 +235,8 @@ struct Source<'a> {
     conn: &'a Connection,
     counters: &'a Counters,
     wait: Wait,
-    /// The link's own read timeout, while a deadline narrows it.
-    narrowed: Option<Option<Duration>>,
+    /// A deadline narrowed the socket's read timeout.
+    narrowed: bool,
 }
 
 impl<'a> Source<'a> {
@@ -245,14 +245,14 @@ impl<'a> Source<'a> {
             conn,
             counters,
             wait,
-            narrowed: None,
+            narrowed: false,
         }
     }
 
     /// Puts back the link's read timeout if a deadline narrowed it.
     fn finish(self) {
-        if let Some(timeout) = self.narrowed {
-            let _ = self.conn.transport().socket().set_read_timeout(timeout);
+        if self.narrowed {
+            self.conn.restore_read_timeout();
         }
     }
 }
@@ -270,17 +270,16 @@ impl Read for Source<'_> {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
-            Wait::Until(deadline) => {
-                let socket = self.conn.transport().socket();
-                let own = match self.narrowed {
-                    Some(own) => own,
-                    None => *self.narrowed.insert(socket.read_timeout()?),
-                };
-                match remaining(deadline, own) {
-                    Some(left) => socket.set_read_timeout(Some(left))?,
-                    None => return Err(io::ErrorKind::WouldBlock.into()),
+            Wait::Until(deadline) => match remaining(deadline, self.conn.read_timeout()) {
+                Some(left) => {
+                    self.narrowed = true;
+                    self.conn
+                        .transport()
+                        .socket()
+                        .set_read_timeout(Some(left))?;
                 }
-            }
+                None => return Err(io::ErrorKind::WouldBlock.into()),
+            },
         }
         let n = self.conn.read(buf)?;
         // Only ever written with the read half locked.
@@ -297,6 +296,7 @@ mod tests {
     use crate::wire::separator::Separator;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
 
     /// A connection and its peer's end.
     fn connection() -> (Arc<Connection>, TcpStream) {
@@ -378,10 +378,7 @@ mod tests {
         let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
         let (conn, mut peer) = connection();
         let own = Some(Duration::from_secs(30));
-        conn.transport()
-            .socket()
-            .set_read_timeout(own)
-            .expect("timeout");
+        conn.set_timeouts(own, None).expect("timeout");
         let mut half = ReadHalf::new(&codec);
         half.rebind(1, Some(conn.clone()));
         peer.write_all(b"part").expect("send");
@@ -397,5 +394,30 @@ mod tests {
         peer.write_all(b"ial\n").expect("send");
         let out = terminated(&mut half, &codec, Wait::Block);
         assert_eq!(out.result.expect("the rest"), b"partial\n");
+    }
+
+    /// A read timeout set while a call with a deadline runs (from another
+    /// thread, through the endpoint) is the one on the socket when the
+    /// call ends: the call puts back the link's timeout, not the one it
+    /// found when it began.
+    #[test]
+    fn a_timeout_set_during_a_deadline_outlives_it() {
+        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
+        let (conn, _peer) = connection();
+        let mut half = ReadHalf::new(&codec);
+        half.rebind(1, Some(conn.clone()));
+        let counters = Counters::default();
+        let (_, codec_now, frames) = half.parts(&codec).expect("bound");
+        let soon = Instant::now() + Duration::from_millis(20);
+        let mut src = Source::new(&conn, &counters, Wait::Until(soon));
+        let timed_out = frames.read(&mut src, Request::Terminated, &codec_now.separator, 100);
+        assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
+        let later = Some(Duration::from_secs(7));
+        conn.set_timeouts(later, None).expect("set meanwhile");
+        src.finish();
+        assert_eq!(
+            conn.transport().socket().read_timeout().expect("get"),
+            later
+        );
     }
 }
