@@ -177,14 +177,16 @@ pub trait Link: sealed::Sealed {
     fn write(&self, data: &[u8]) -> Result<()>;
 
     /// Writes every item, back to back, in one write (Python's
-    /// `writelines`).
+    /// `writelines`). The iterator runs with the write lock held, straight
+    /// into the frame buffer: it must not write to the same link.
     fn write_lines<I>(&self, lines: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>;
 
     /// Writes each struct's bytes, back to back, in one write (Python's
-    /// `write_from`).
+    /// `write_from`). A hand-written [`BinaryStruct::encode`] runs with
+    /// the write lock held: it must not write to the same link.
     fn write_from(&self, structs: &[&dyn BinaryStruct]) -> Result<()>;
 
     /// Encodes `line` strictly, appends the terminator and writes both in
