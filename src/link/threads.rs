@@ -43,18 +43,24 @@ impl Started {
 }
 
 impl Threads {
-    /// Starts a thread named `tcpip-<kind> <name>` (Linux shows its first
-    /// 15 bytes), joined by `join_all`.
+    /// Starts a thread named `tcpip-<kind> <name>` (`tcpip-<kind>` for an
+    /// unnamed end; Linux shows the first 15 bytes), joined by `join_all`.
+    /// It is listed before it can run: a thread that closes its own end
+    /// at once must find itself (`is_own`), so the list stays locked
+    /// across the spawn.
     pub(crate) fn spawn(
         &self,
         kind: &str,
         name: &str,
         f: impl FnOnce() + Send + 'static,
     ) -> Result<()> {
-        let thread_name = format!("tcpip-{kind} {name}");
-        let handle = std::thread::Builder::new().name(thread_name).spawn(f)?;
+        let thread_name = match name {
+            "" => format!("tcpip-{kind}"),
+            name => format!("tcpip-{kind} {name}"),
+        };
         let mut started = self.started.lock();
         started.reap(&self.panicked);
+        let handle = std::thread::Builder::new().name(thread_name).spawn(f)?;
         started.ids.push(handle.thread().id());
         started.handles.push(handle);
         Ok(())
