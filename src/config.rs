@@ -48,9 +48,16 @@ pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot pile up threads. A server serves one client; 16 leaves room for
 /// it among a few stragglers.
 pub const MAX_TLS_HANDSHAKES: usize = 16;
-/// A read-loop server with heartbeat monitoring closes a client that sent
-/// no heartbeat for this long, unless told otherwise: 10 s.
+/// The Python package's longest wait for a client's heartbeat, 10 s: a
+/// value to give `heartbeat_monitor(Some(..))` (the monitoring is off
+/// unless asked for).
 pub const DEFAULT_MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// A reconnecting client's first wait after a failed attempt, unless set
+/// in its [`Backoff`](crate::Backoff): 100 ms.
+pub const DEFAULT_RECONNECT_INITIAL: Duration = Duration::from_millis(100);
+/// A reconnecting client's longest wait between attempts, unless set in
+/// its [`Backoff`](crate::Backoff): 5 s.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// How long `Client::connect` tries before giving up, unless set: 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pending connections the listener queues, unless set: 128.
@@ -93,7 +100,7 @@ impl Default for LinkConfig {
 impl LinkConfig {
     /// Refuses what cannot work, before any socket exists.
     pub(crate) fn validate(&self) -> Result<()> {
-        check_terminator(&self.terminator)?;
+        check_separator("terminator", &self.terminator)?;
         if self.tls_handshake_timeout.is_zero() {
             return Err(Error::invalid_argument(
                 "the TLS handshake timeout must be above zero",
@@ -106,9 +113,13 @@ impl LinkConfig {
     }
 }
 
-pub(crate) fn check_terminator(terminator: &[u8]) -> Result<()> {
-    if terminator.is_empty() {
-        return Err(Error::invalid_argument("the terminator must not be empty"));
+/// A terminator or separator (`what`) must not be empty: a frame would
+/// end before its first byte.
+pub(crate) fn check_separator(what: &str, separator: &[u8]) -> Result<()> {
+    if separator.is_empty() {
+        return Err(Error::invalid_argument(format!(
+            "the {what} must not be empty"
+        )));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! the Python package, so either end can be replaced. No async runtime.
 //!
 //! `use ts_tcpip::prelude::*` brings the types, the [`Link`] trait and the
-//! constants into scope (not [`Error`] and [`Result`], which would shadow
+//! common constants into scope (not [`Error`] and [`Result`], which would shadow
 //! your own; name them as `ts_tcpip::Error`).
 //!
 //! ```
@@ -26,8 +26,8 @@
 //! The layers, from the bottom: `wire` (pure code: frames, encodings,
 //! JSON, binary structs), `link` (socket, transport, halves, slot,
 //! monitor, events: one side of a connection), `ends` (server, client,
-//! read loop, reconnect, the builder). ARCHITECTURE.md in the repository
-//! says more.
+//! read loop, reconnect, the builder). ARCHITECTURE.md, shipped with the
+//! sources, says more.
 // No unsafe code, with one exception: on Windows, the `setsockopt` that
 // sets SO_EXCLUSIVEADDRUSE on listening sockets (src/link/socket/windows.rs,
 // `exclusive_address_use`, its one `#[allow(unsafe_code)]`), since neither
@@ -52,9 +52,9 @@ pub use crossbeam_channel;
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_ENCODING,
     DEFAULT_LOCALHOST, DEFAULT_MAX_HEARTBEAT_INTERVAL, DEFAULT_MONITOR_CONNECTION_INTERVAL,
-    DEFAULT_READ_LIMIT, DEFAULT_TERMINATOR, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HEARTBEAT,
-    KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME, LOCALHOST_IPV4, LOCALHOST_IPV6,
-    MAX_TLS_HANDSHAKES,
+    DEFAULT_READ_LIMIT, DEFAULT_RECONNECT_INITIAL, DEFAULT_RECONNECT_MAX, DEFAULT_TERMINATOR,
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT, HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME,
+    LOCALHOST_IPV4, LOCALHOST_IPV6, MAX_TLS_HANDSHAKES,
 };
 pub use encoding::Encoding;
 pub use ends::admission::SlotPolicy;

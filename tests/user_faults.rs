@@ -343,3 +343,32 @@ fn read_exact_of_a_huge_count_is_an_incomplete_read_not_a_panic() {
         ),
     }
 }
+
+/// An empty separator or terminator is refused with an error that names
+/// which one, and the link goes on: `read_until(b"")`, `set_terminator`.
+#[test]
+fn an_empty_separator_or_terminator_is_refused_by_name() {
+    let _w = watchdog(Duration::from_secs(30));
+    let calls = CallbackRecorder::new();
+    let (server, mut peer) = support::served("empty-separator", &calls);
+    match server.read_until(b"") {
+        Err(e @ Error::InvalidArgument(_)) => {
+            assert!(
+                e.to_string().contains("the separator must not be empty"),
+                "{e}"
+            )
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    match server.set_terminator(b"") {
+        Err(e @ Error::InvalidArgument(_)) => {
+            assert!(
+                e.to_string().contains("the terminator must not be empty"),
+                "{e}"
+            )
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    peer.write_all(b"still here\r\n").expect("send");
+    assert_eq!(server.read_str().expect("the link goes on"), "still here");
+}

@@ -1,6 +1,6 @@
 //! Who may connect to a server: the peer allowlist (address ranges and
 //! predicates) and the slot policy (what a new client does to the one
-//! being served). Pure code: the accept loop in `server.rs` asks it.
+//! being served). Pure code: the accept loop in `accept.rs` asks it.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

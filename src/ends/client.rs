@@ -173,7 +173,7 @@ impl Client {
     /// running callback, which gets `false` if connected) and makes
     /// `should_be_connected()` false. Idempotent; dropping does the same.
     pub fn close(&self) {
-        self.ep.close(Intent::Clear, || {});
+        self.ep.close(Intent::Clear);
     }
 
     /// As [`close`](Self::close), but leaves `should_be_connected()` as it
@@ -181,7 +181,7 @@ impl Client {
     pub fn basic_close(&self) {
         // The monitor, heartbeat and reconnect threads all wake on the
         // shutdown and the closed slot: nothing else to wake.
-        self.ep.close(Intent::Keep, || {});
+        self.ep.close(Intent::Keep);
     }
 
     /// True once closed.

@@ -10,8 +10,8 @@ use crate::link::endpoint::{Endpoint, Takeover};
 
 /// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
 /// paces its attempts: the first comes at once, then the wait doubles from
-/// `initial` up to `max`. `connect()` refuses a zero `initial` (it would
-/// retry without a pause) and an `initial` above `max`. Each wait is drawn between half and all of its
+/// `initial` up to `max`. `connect()` and `start()` refuse a zero
+/// `initial` (it would retry without a pause) and an `initial` above `max`. Each wait is drawn between half and all of its
 /// nominal length, so that many clients of one server do not return in
 /// step.
 ///
@@ -23,17 +23,19 @@ use crate::link::endpoint::{Endpoint, Takeover};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
-    /// The first wait after a failed attempt. Default: 100 ms.
+    /// The first wait after a failed attempt. Default:
+    /// [`DEFAULT_RECONNECT_INITIAL`](crate::DEFAULT_RECONNECT_INITIAL), 100 ms.
     pub initial: Duration,
-    /// The longest wait. Default: 5 s.
+    /// The longest wait. Default:
+    /// [`DEFAULT_RECONNECT_MAX`](crate::DEFAULT_RECONNECT_MAX), 5 s.
     pub max: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Backoff {
         Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
+            initial: crate::config::DEFAULT_RECONNECT_INITIAL,
+            max: crate::config::DEFAULT_RECONNECT_MAX,
         }
     }
 }

@@ -184,7 +184,7 @@ impl OneClientServer {
         // (on Windows a listening socket takes connections until it is
         // closed; `shutdown` does not stop it).
         self.listening.stop();
-        self.ep.close(Intent::Clear, || {});
+        self.ep.close(Intent::Clear);
     }
 
     /// True once [`close`](Self::close) was called.

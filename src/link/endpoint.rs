@@ -149,7 +149,7 @@ impl Endpoint {
     }
 
     pub(crate) fn set_terminator(&self, terminator: Vec<u8>) -> Result<()> {
-        crate::config::check_terminator(&terminator)?;
+        crate::config::check_separator("terminator", &terminator)?;
         self.codec.set(|c| Codec::new(c.encoding, &terminator));
         Ok(())
     }
@@ -317,16 +317,15 @@ impl Endpoint {
         self.spawn("callback", body)
     }
 
-    /// Closes the endpoint: ends the connection, runs `wake` (what the
-    /// endpoint's own shutdown does not release, such as a blocked
-    /// `accept`), lets the callback thread finish its queue, and joins
-    /// every thread (called from one of them, it leaves that to the
-    /// owner's close: see [`Threads::join_all`]).
-    pub(crate) fn close(&self, intent: Intent, wake: impl FnOnce()) {
+    /// Closes the endpoint: ends the connection, lets the callback thread
+    /// finish its queue, and joins every thread (called from one of them,
+    /// it leaves that to the owner's close: see [`Threads::join_all`]).
+    /// What the endpoint's shutdown does not release (a server's accept
+    /// threads and handshakes) the owner stops first.
+    pub(crate) fn close(&self, intent: Intent) {
         if self.shut(intent) {
             log::info!("{}: closing", self.log_name);
         }
-        wake();
         self.events.close_callback();
         if !self.threads.join_all() {
             log::error!("{}: a background thread panicked", self.log_name);

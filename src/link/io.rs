@@ -103,7 +103,7 @@ impl Endpoint {
     }
 
     pub(crate) fn read_until(&self, wait: Wait, sep: &[u8]) -> Result<Vec<u8>> {
-        crate::config::check_terminator(sep)?;
+        crate::config::check_separator("separator", sep)?;
         let sep = Separator::new(sep);
         self.read(wait, Request::Until(&sep), owned)
     }

@@ -1,5 +1,5 @@
 //! The transport seam: the byte stream under a connection. Plain TCP is
-//! the one transport today; an encrypted stream fills the same trait, and
+//! here; TLS (`tls.rs`, feature `tls`) fills the same trait, and
 //! everything above (halves, frames, codec) works unchanged on it.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Addresses in errors, keepalive timing, the timeout kinds.
+//! Addresses in errors, keepalive timing, address use.
 
 use super::*;
 
