@@ -35,29 +35,19 @@ impl Target {
     /// One connection attempt, with the link's socket options set (and
     /// the TLS handshake, with TLS).
     pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
-        let stream = match self.local_addr {
-            Some(local) => {
-                socket::connect_from(&self.host, self.port, self.connect_timeout, local)?
-            }
-            None => socket::connect(&self.host, self.port, self.connect_timeout)?,
-        };
-        socket::configure(&stream, link)?;
+        let stream = socket::connect(&self.host, self.port, self.connect_timeout, self.local_addr)?;
         let peer = stream.peer_addr()?;
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.connect(stream, peer, link.tls_handshake_timeout);
-        }
-        Ok(Connection::new(Tcp::new(stream)?, peer))
+        self.adopt((stream, peer), link)
     }
 
-    /// A stream the caller connected, made a connection as
-    /// [`connect`](Self::connect) makes one (socket options, and the TLS
-    /// handshake with TLS).
+    /// A connected stream (one the caller connected, or `connect`'s) made
+    /// a connection: socket options, and the TLS handshake with TLS.
     pub(crate) fn adopt(
         &self,
         (stream, peer): (TcpStream, SocketAddr),
         link: &LinkConfig,
     ) -> Result<Connection> {
+        // A caller's stream may be non-blocking; the link's is not.
         stream.set_nonblocking(false)?;
         socket::configure(&stream, link)?;
         #[cfg(feature = "tls")]

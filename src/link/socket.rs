@@ -75,17 +75,53 @@ pub(crate) fn bind_listeners(
 
 /// Connects to the first address of `host:port` that answers, all of them
 /// within `timeout` together (name resolution aside: the system resolver
-/// has no timeout to give it).
-pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+/// has no timeout to give it). From `local` if given (bound before
+/// connecting; port 0 lets the system pick the port): then only the
+/// addresses of `local`'s family are tried.
+pub(crate) fn connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    local: Option<SocketAddr>,
+) -> Result<TcpStream> {
     let deadline = Instant::now().checked_add(timeout);
-    let addrs = resolve(host, port)?;
-    let mut last = (addrs[0], io::Error::from(io::ErrorKind::TimedOut));
+    let mut addrs = resolve(host, port)?;
+    if let Some(local) = local {
+        addrs.retain(|a| a.is_ipv4() == local.is_ipv4());
+    }
+    let Some(&first) = addrs.first() else {
+        // `resolve` gives an address or an error: only `local`'s family
+        // can leave none.
+        let (family, from) = match local {
+            Some(l) => (
+                if l.is_ipv4() { " IPv4" } else { " IPv6" },
+                format!(" to reach from local address {l}"),
+            ),
+            None => ("", String::new()),
+        };
+        return Err(Error::invalid_argument(format!(
+            "host {host:?} has no{family} address{from}"
+        )));
+    };
+    let mut last = (first, io::Error::from(io::ErrorKind::TimedOut));
     for addr in addrs {
         let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             break;
         }
-        match TcpStream::connect_timeout(&addr, left) {
+        let attempt = match local {
+            None => TcpStream::connect_timeout(&addr, left),
+            Some(local) => (|| {
+                let socket =
+                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+                socket
+                    .bind(&local.into())
+                    .map_err(|e| io::Error::new(e.kind(), format!("bind to {local}: {e}")))?;
+                socket.connect_timeout(&addr.into(), left)?;
+                Ok(TcpStream::from(socket))
+            })(),
+        };
+        match attempt {
             Ok(stream) => return Ok(stream),
             Err(e) => last = (addr, e),
         }
@@ -153,48 +189,6 @@ pub(crate) fn adopt_listener(listener: std::net::TcpListener) -> Result<(Socket,
         return Err(bad(format!("{addr} is not listening")));
     }
     Ok((socket, addr))
-}
-
-/// As [`connect`], from the local address `local` (bound before
-/// connecting; port 0 lets the system pick the port). Only the addresses
-/// of `host` of `local`'s family are tried.
-pub(crate) fn connect_from(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-    local: SocketAddr,
-) -> Result<TcpStream> {
-    let deadline = Instant::now().checked_add(timeout);
-    let addrs: Vec<SocketAddr> = resolve(host, port)?
-        .into_iter()
-        .filter(|a| a.is_ipv4() == local.is_ipv4())
-        .collect();
-    let Some(&first) = addrs.first() else {
-        let family = if local.is_ipv4() { "IPv4" } else { "IPv6" };
-        return Err(Error::invalid_argument(format!(
-            "host {host:?} has no {family} address to reach from local address {local}"
-        )));
-    };
-    let mut last = (first, io::Error::from(io::ErrorKind::TimedOut));
-    for addr in addrs {
-        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            break;
-        }
-        let attempt = (|| {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            socket
-                .bind(&local.into())
-                .map_err(|e| io::Error::new(e.kind(), format!("bind to {local}: {e}")))?;
-            socket.connect_timeout(&addr.into(), left)?;
-            Ok::<_, io::Error>(TcpStream::from(socket))
-        })();
-        match attempt {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = (addr, e),
-        }
-    }
-    Err(Error::at_address("connect to", last.0, last.1))
 }
 
 /// TCP_NODELAY, keepalive and the dead-peer bound.

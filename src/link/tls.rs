@@ -150,8 +150,12 @@ impl Tls {
     /// it all, then reads what it decrypted into `buf` if there is a
     /// `buf`, all under one lock; the ciphertext not taken stays pending.
     /// Records the session made in answer (alerts, key updates) are sent
-    /// now if no writer is busy, else by the writer after its own.
+    /// now by a reader (`buf`) if no writer is busy, else by the next
+    /// writer after its own; a peek (no `buf`: the monitor, or a check
+    /// made under the slot lock) never sends, since a peer that does not
+    /// read would block it. The link's close sends what is left.
     fn absorb(&self, rx: &mut Received, buf: Option<&mut [u8]>) -> io::Result<Option<usize>> {
+        let reader = buf.is_some();
         let mut session = self.session.lock();
         loop {
             let mut cipher = rx.pending();
@@ -162,7 +166,7 @@ impl Tls {
                 Err(e) => {
                     // The alert rustls made goes out before the link ends.
                     drop(session);
-                    self.flush_if_idle();
+                    self.answer(reader);
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             };
@@ -183,20 +187,31 @@ impl Tls {
         let answer = session.wants_write();
         drop(session);
         if answer {
-            self.flush_if_idle();
+            self.answer(reader);
         }
         Ok(read)
     }
 
-    /// Sends the records the session holds, unless a writer is sending:
-    /// then the flag tells it to send them after its own.
-    fn flush_if_idle(&self) {
+    /// Records wait in the session: the flag tells the next writer, and
+    /// `now` sends them at once unless a writer is sending.
+    fn answer(&self, now: bool) {
         self.answers.store(true, Ordering::Release);
-        // Tried after the flag is up: a writer that looked at the flag
-        // before it was up has let go of the lock by now, or will see it.
+        if now {
+            self.flush_if_idle();
+        }
+    }
+
+    /// Sends the records the session holds if the flag is up, unless a
+    /// writer is sending: a writer looks at the flag again once it has
+    /// let go of `sending`, so the records go out either way.
+    fn flush_if_idle(&self) {
         if let Some(mut records) = self.sending.try_lock() {
-            if self.answers.swap(false, Ordering::AcqRel) {
-                let _ = self.send_pending(&mut records);
+            // Cut short, a record would be half on the wire and the next
+            // one unreadable: the stream ends instead.
+            if self.answers.swap(false, Ordering::AcqRel)
+                && self.send_pending(&mut records).is_err()
+            {
+                self.tcp.shutdown();
             }
         }
     }
@@ -278,12 +293,14 @@ impl Transport for Tls {
         if records.capacity() > 4 * RECORD {
             *records = Vec::new();
         }
-        // Plaintext taken, records not sent: the stream is broken, so not
-        // the "nothing sent" of a plain socket's timeout.
-        sent.map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, e),
-            _ => e,
-        })?;
+        drop(records);
+        // Answers a reader made while this writer held `sending`.
+        if sent.is_ok() && self.answers.load(Ordering::Acquire) {
+            self.flush_if_idle();
+        }
+        // A timeout here is `TimedOut` (see `send_records`): the plaintext
+        // was taken and its records not all sent.
+        sent?;
         Ok(taken)
     }
 

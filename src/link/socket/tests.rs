@@ -20,7 +20,7 @@ fn a_refused_connect_names_the_address() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let err = connect("127.0.0.1", port, Duration::from_secs(5)).expect_err("refused");
+    let err = connect("127.0.0.1", port, Duration::from_secs(5), None).expect_err("refused");
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
