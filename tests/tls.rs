@@ -469,3 +469,54 @@ fn b11_a_block_and_the_lines_after_it_all_arrive_over_tls() {
         }
     }
 }
+
+/// A deadline holds over TLS against a peer that sends a record a few
+/// bytes at a time: `within` times out while the record is still coming,
+/// and the line is read whole once the rest arrives.
+#[test]
+fn a_deadline_holds_against_a_record_that_trickles_in() {
+    use ts_tcpip::tls::rustls;
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false).start().expect("server");
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    tcp.set_nodelay(true).expect("nodelay");
+    let name = "localhost".try_into().expect("name");
+    let mut session =
+        rustls::ClientConnection::new(client_config(&pki.ca, None), name).expect("session");
+    while session.is_handshaking() {
+        session.complete_io(&mut tcp).expect("handshake");
+    }
+    server.wait_connected(WAIT).expect("served");
+    session
+        .writer()
+        .write_all(b"slow line\r\n")
+        .expect("plaintext");
+    let mut record = Vec::new();
+    while session.wants_write() {
+        session.write_tls(&mut record).expect("record");
+    }
+    // Half the record, a byte every 100 ms, against a 100 ms deadline:
+    // the call must end while the bytes still trickle in, not once they
+    // stop.
+    let half = record.len() / 2;
+    let feeder = {
+        let mut tcp = tcp.try_clone().expect("clone");
+        let bytes = record[..half].to_vec();
+        thread::spawn(move || {
+            for b in bytes {
+                tcp.write_all(&[b]).expect("a byte");
+                thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let read = server.within(Duration::from_millis(100)).read_str();
+    assert!(matches!(read, Err(Error::Timeout)), "{read:?}");
+    assert!(
+        !feeder.is_finished(),
+        "the call outlived its deadline until the peer stopped sending"
+    );
+    feeder.join().expect("feeder");
+    tcp.write_all(&record[half..]).expect("the rest");
+    assert_eq!(server.read_str().expect("the whole line"), "slow line");
+}

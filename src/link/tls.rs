@@ -264,13 +264,16 @@ impl Transport for Tls {
         if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
             return read;
         }
-        loop {
-            if rx.pending().is_empty() {
-                rx.fill(|b| self.tcp.read(b))?;
-            }
-            if let Some(read) = self.absorb(&mut rx, Some(&mut *buf))? {
-                return Ok(read);
-            }
+        if rx.pending().is_empty() {
+            rx.fill(|b| self.tcp.read(b))?;
+        }
+        match self.absorb(&mut rx, Some(buf))? {
+            Some(read) => Ok(read),
+            // No whole record yet: back to the caller, which reads again
+            // once it has looked at its deadline (the frame reader retries
+            // an interrupted read), so a peer that trickles a record out
+            // cannot hold a call past its deadline.
+            None => Err(io::ErrorKind::Interrupted.into()),
         }
     }
 

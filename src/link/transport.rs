@@ -12,7 +12,9 @@ use super::socket::{self, Peek};
 /// while another writes and a third shuts the stream down.
 pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Reads what is there, waiting for something (or the socket's read
-    /// timeout, reported as `WouldBlock`); 0 at end of file.
+    /// timeout, reported as `WouldBlock`); 0 at end of file. `Interrupted`
+    /// when bytes came but nothing to hand over yet (part of a TLS
+    /// record): the caller reads again, its deadline looked at first.
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
 
     /// Writes some of `buf`, waiting for room (or the socket's write
