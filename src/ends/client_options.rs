@@ -80,8 +80,10 @@ impl ClientBuilder {
     /// After the link drops, a named thread connects again, backing off
     /// as `backoff` says, until it succeeds or the client is closed; the
     /// callback and `events()` hear of each change. While down, reads and
-    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it
-    /// (waiting for an attempt in progress, at most the connect timeout).
+    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it,
+    /// waiting for an attempt in progress: at most the connect timeout,
+    /// plus the TLS handshake timeout with TLS, plus the system's name
+    /// lookup when the host is a name (which has no timeout to give it).
     /// With [`connect`](Builder::connect) the first connection must
     /// succeed; with [`start`](Builder::start) the first one is made by
     /// the same thread, so a client may start before its server. Default:
