@@ -58,6 +58,12 @@ pub enum Error {
     /// A read or write timeout expired. Nothing was consumed or sent; the
     /// connection stays open.
     Timeout,
+    /// A write ran out of time after part of its frame went out. The frame
+    /// is not lost and must not be sent again: the link keeps the rest and
+    /// sends it first, before any other frame, on the next write (or
+    /// `flush`), so the peer never sees half a frame followed by another.
+    /// Not a connection error; the connection stays open.
+    WritePending(Box<WritePending>),
     /// An argument was refused: unknown encoding name, empty terminator,
     /// unresolvable host, and so on.
     // A thin pointer, not a `Box<str>`, keeps the enum at 16 bytes.
@@ -79,6 +85,14 @@ pub struct IncompleteRead {
     pub partial: Vec<u8>,
     /// How many bytes were asked for, when a count was asked for.
     pub expected: Option<usize>,
+}
+
+/// A frame whose write ran out of time part-way: [`Error::WritePending`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WritePending {
+    /// The frame's length in bytes (before encryption, over TLS).
+    pub len: usize,
 }
 
 /// No separator within the read limit: [`Error::LimitOverrun`].
@@ -170,6 +184,10 @@ impl Error {
 
     pub(crate) fn incomplete(partial: Vec<u8>, expected: Option<usize>) -> Error {
         Error::IncompleteRead(Box::new(IncompleteRead { partial, expected }))
+    }
+
+    pub(crate) fn write_pending(len: usize) -> Error {
+        Error::WritePending(Box::new(WritePending { len }))
     }
 
     pub(crate) fn overrun(limit: usize, buffered: usize) -> Error {
@@ -273,6 +291,11 @@ impl fmt::Display for Error {
             Error::Serialize(_) => f.write_str("cannot write the value as JSON"),
             Error::InvalidStruct(e) => write!(f, "invalid {}: {}", e.type_name, e.reason),
             Error::Timeout => f.write_str("timed out"),
+            Error::WritePending(e) => write!(
+                f,
+                "timed out with part of a {}-byte frame sent; the rest goes out before the next frame",
+                e.len
+            ),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }

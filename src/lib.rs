@@ -38,10 +38,12 @@
 #![warn(rust_2018_idioms)]
 
 mod config;
+mod deadline;
 mod encoding;
 mod ends;
 mod error;
 mod link;
+mod sync;
 pub mod testing;
 mod wire;
 
@@ -88,6 +90,7 @@ pub mod tls {
 pub mod error_details {
     pub use crate::error::{
         DecodeError, EncodeError, IncompleteRead, JsonError, LimitOverrun, StructError,
+        WritePending,
     };
 }
 

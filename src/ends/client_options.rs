@@ -13,6 +13,7 @@ use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST};
 use crate::error::{Error, Result};
 use crate::link::endpoint::Takeover;
+use crate::link::socket::Wake;
 
 /// What a [`ClientBuilder`] holds beside the link's settings.
 pub struct ClientSide {
@@ -301,6 +302,7 @@ impl ClientBuilder {
             reconnect: side.reconnect,
             #[cfg(feature = "tls")]
             tls,
+            wake: Some(Wake::new()?),
         };
         Ok((link, target, side.callback))
     }

@@ -13,8 +13,9 @@ use super::builder::{sealed, Builder, ReadLoopServerBuilder};
 use super::server::OneClientServer;
 use super::server_options::{ServerSide, ServesOne};
 use crate::error::{Chain, Error, Result};
+use crate::link::api::{self, LinkRef};
 use crate::link::endpoint::{Endpoint, Intent};
-use crate::link::DisconnectReason;
+use crate::link::{DisconnectReason, Link};
 
 /// What the read loop calls, over and over, while a client is connected
 /// (Python's `read_and_dispatch`). Read one message, act on it, return.
@@ -186,26 +187,26 @@ impl OneClientReadLoopServer {
     fn read_loop(&self, handler: &mut impl ReadLoopHandler) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, epoch)) = ep.slot.next_connection(seen) {
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
             // One load per message: the epoch moves when `conn` ends.
-            while ep.slot.is_current(epoch) {
+            while ep.is_current(epoch) {
                 let call = catch_unwind(AssertUnwindSafe(|| handler.read_and_dispatch(self)));
                 let reason = match call {
                     Ok(Ok(())) => continue,
                     Ok(Err(Error::Timeout)) => {
-                        log::debug!("{}: no message within the read timeout", ep.log_name);
+                        log::debug!("{}: no message within the read timeout", ep.log_name());
                         continue;
                     }
                     // The read that failed has ended the connection already.
-                    Ok(Err(e)) if e.is_connection_error() && !ep.slot.is_current(epoch) => {
-                        log::info!("{}: the client left ({})", ep.log_name, left(&e));
+                    Ok(Err(e)) if e.is_connection_error() && !ep.is_current(epoch) => {
+                        log::info!("{}: the client left ({})", ep.log_name(), left(&e));
                         break;
                     }
                     Ok(Err(e)) => DisconnectReason::HandlerFailed(Arc::new(e)),
                     Err(_) => DisconnectReason::HandlerPanicked,
                 };
-                log::error!("{}: closing the client: {reason}", ep.log_name);
+                log::error!("{}: closing the client: {reason}", ep.log_name());
                 ep.detach(&conn, reason, Intent::Clear);
                 break;
             }
@@ -216,7 +217,7 @@ impl OneClientReadLoopServer {
     fn monitor_heartbeats(&self, max: Duration) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, epoch)) = ep.slot.next_connection(seen) {
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
             let connected_at = Instant::now();
             loop {
@@ -229,11 +230,11 @@ impl OneClientReadLoopServer {
                 let now = Instant::now();
                 if now >= due {
                     if ep.detach(&conn, DisconnectReason::HeartbeatMissed, Intent::Clear) {
-                        log::warn!("{}: no heartbeat for {max:?}; client closed", ep.log_name);
+                        log::warn!("{}: no heartbeat for {max:?}; client closed", ep.log_name());
                     }
                     break;
                 }
-                if !ep.slot.wait_while_current(&conn, due - now) {
+                if !ep.wait_while_current(&conn, due - now) {
                     break;
                 }
             }
@@ -251,6 +252,18 @@ fn left(e: &Error) -> String {
             partial.len()
         ),
         None => Chain(e).to_string(),
+    }
+}
+
+impl api::sealed::Sealed for OneClientReadLoopServer {}
+
+/// The server's own link: `server.read_str()` and the like, and
+/// `&impl Link` code, work on the read-loop server as they do on a
+/// [`OneClientServer`].
+impl Link for OneClientReadLoopServer {
+    #[inline]
+    fn link(&self) -> LinkRef<'_> {
+        LinkRef::new(self.endpoint())
     }
 }
 

@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
 
 use crate::error::{Chain, Error};
+use crate::sync::Mutex;
 
 /// A change of connection state, as [`Link::events`](crate::Link::events)
 /// delivers it.

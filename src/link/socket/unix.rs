@@ -1,7 +1,27 @@
-//! The socket layer on Unix: a connection's socket as it is; `shutdown`
-//! wakes every thread blocked on it. Listeners set SO_REUSEADDR.
+//! The socket layer on Unix: a connection's socket as it is, in blocking
+//! mode. A call with no deadline waits in the system call itself; one with
+//! a deadline tries without waiting and then `poll`s for the time left.
+//! `shutdown` wakes every thread blocked on the socket, in a call or in
+//! `poll`. Listeners set SO_REUSEADDR.
+
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
 
 use super::*;
+
+pub(super) const READABLE: PollFlags = PollFlags::IN;
+pub(super) const WRITABLE: PollFlags = PollFlags::OUT;
+
+/// No SIGPIPE from a send to a broken connection: `MSG_NOSIGNAL` where it
+/// exists; Apple's systems have none, and `configure` sets SO_NOSIGPIPE on
+/// the socket there instead.
+#[cfg(not(target_vendor = "apple"))]
+const NO_SIGNAL: SendFlags = SendFlags::NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const NO_SIGNAL: SendFlags = SendFlags::empty();
 
 /// Unix: SO_REUSEADDR, so that a closed server's port can be bound again
 /// at once while its old connections wait out TIME_WAIT (as asyncio does
@@ -11,56 +31,85 @@ pub(super) fn address_use(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_address(true)
 }
 
-impl Stream {
-    /// The stream over a connected socket; on failure the socket comes
-    /// back with the error.
-    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
-        Ok(Stream { socket })
-    }
+/// True for the error of a non-blocking connect still under way.
+pub(super) fn connect_in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS)
+}
 
-    /// Receives what has arrived, without waiting (`WouldBlock` when
-    /// nothing has) and without disturbing a blocking read on another
-    /// thread.
-    #[cfg(feature = "tls")]
-    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.peek_now()? {
-            Peek::Empty => Err(io::ErrorKind::WouldBlock.into()),
-            // Bytes or the end of file wait: a read returns at once.
-            Peek::Data | Peek::Eof => (&self.socket).read(buf),
+impl Stream {
+    /// The stream over a connected socket, in blocking mode; on failure
+    /// the socket comes back with the error.
+    pub(crate) fn new(socket: TcpStream) -> std::result::Result<Stream, (io::Error, TcpStream)> {
+        match socket.set_nonblocking(false) {
+            Ok(()) => Ok(Stream { socket }),
+            Err(e) => Err((e, socket)),
         }
     }
 
-    /// Sends what the socket takes at once (`WouldBlock` when it takes
-    /// nothing), without waiting for room.
-    #[cfg(feature = "tls")]
-    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
-        SockRef::from(&self.socket).send_with_flags(buf, libc::MSG_DONTWAIT)
-    }
-
-    /// Reads what is there, waiting for something or the socket's read
-    /// timeout (`WouldBlock`, as `EAGAIN` is); 0 at end of file.
+    /// Reads what is there, waiting for something until `deadline`
+    /// (`WouldBlock` once it has passed with nothing); 0 at end of file.
     #[inline]
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.socket).read(buf)
+    pub(crate) fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
+        if deadline == Deadline::Forever {
+            return (&self.socket).read(buf);
+        }
+        loop {
+            match rustix::net::recv(&self.socket, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(n),
+                Err(Errno::AGAIN) => wait_ready(&self.socket, READABLE, None, deadline)?,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
-    /// Writes some of `buf`, waiting for room or the socket's write
-    /// timeout (`WouldBlock`).
+    /// Writes some of `buf`, waiting for room until `deadline`
+    /// (`WouldBlock` once it has passed with nothing taken).
     #[inline]
-    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.socket).write(buf)
+    pub(crate) fn write(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
+        if deadline == Deadline::Forever {
+            return (&self.socket).write(buf);
+        }
+        loop {
+            match rustix::net::send(&self.socket, buf, SendFlags::DONTWAIT | NO_SIGNAL) {
+                Ok(n) => return Ok(n),
+                Err(Errno::AGAIN) => wait_ready(&self.socket, WRITABLE, None, deadline)?,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
-    /// Looks without waiting. Unlike switching the socket to non-blocking
-    /// mode this does not disturb a blocking read on another thread.
+    /// Looks without waiting, and without disturbing a blocking read on
+    /// another thread (the socket's mode is left alone).
     pub(crate) fn peek_now(&self) -> io::Result<Peek> {
-        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-        match SockRef::from(&self.socket).recv_with_flags(&mut byte, flags) {
-            Ok(0) => Ok(Peek::Eof),
+        let mut byte = [0u8; 1];
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        match rustix::net::recv(&self.socket, &mut byte, flags) {
+            Ok((0, _)) => Ok(Peek::Eof),
             Ok(_) => Ok(Peek::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Peek::Empty),
-            Err(e) => Err(e),
+            Err(Errno::AGAIN | Errno::INTR) => Ok(Peek::Empty),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when this side can no longer send although no error is left
+    /// to tell: the connection broke and the system told why to an
+    /// earlier call (on another thread), as opposed to a peer that only
+    /// closed its sending side (a FIN), to which this side could still
+    /// send. A send of nothing asks, and sends nothing. An error not yet
+    /// told comes back as the error: the caller keeps it as the cause.
+    pub(crate) fn send_closed(&self) -> io::Result<bool> {
+        // A send refuses a broken connection with EPIPE whether or not
+        // its error was told: the error pending, if any, is asked for
+        // first (which tells it).
+        if let Some(e) = self.socket.take_error()? {
+            return Err(e);
+        }
+        match rustix::net::send(&self.socket, &[], SendFlags::DONTWAIT | NO_SIGNAL) {
+            Ok(_) | Err(Errno::AGAIN | Errno::INTR) => Ok(false),
+            Err(Errno::PIPE) => Ok(true),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -73,25 +122,23 @@ impl Stream {
     /// carries `POLLIN`, which this wait did not ask for, so the kernel
     /// leaves the thread asleep; a FIN sets `POLLRDHUP`, an RST or a
     /// keepalive failure `POLLERR`, and a local `shutdown` both (`POLLHUP`
-    /// too), and those are reported whether asked for or not. `poll`
-    /// ignores the socket's read timeout, so a short one does not wake it
-    /// either. Once the peer has closed the call returns at once, every
-    /// time: the caller paces its looks while bytes wait unread.
+    /// too), and those are reported whether asked for or not. Once the
+    /// peer has closed the call returns at once, every time: the caller
+    /// paces its looks while bytes wait unread.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
-        use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = [PollFd::new(&self.socket, PollFlags::RDHUP)];
         loop {
             match poll(&mut fds, None) {
                 Ok(_) => return self.peek_now(),
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
     /// Elsewhere on Unix (no `POLLRDHUP`): a blocking peek, which data
-    /// wakes as well. It obeys the socket's read timeout (`WouldBlock`).
+    /// wakes as well.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
         let mut byte = [0u8; 1];
@@ -105,10 +152,43 @@ impl Stream {
     pub(crate) fn shutdown(&self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
+}
 
-    /// The socket, for its options and timeouts.
-    #[inline]
-    pub(crate) fn socket(&self) -> &TcpStream {
-        &self.socket
+/// What ends a wait that no shutdown reaches (a connect or a TLS
+/// handshake under way, before its connection exists): a socket pair, one
+/// end of which a [`Wake::set`] makes readable for good, so every `poll`
+/// that includes it returns, now and later.
+#[derive(Debug)]
+pub(crate) struct Wake {
+    rx: UnixStream,
+    tx: UnixStream,
+    set: AtomicBool,
+}
+
+impl Wake {
+    pub(crate) fn new() -> io::Result<Wake> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Wake {
+            rx,
+            tx,
+            set: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Idempotent: the byte goes once, and is never read.
+    pub(crate) fn set(&self) {
+        if !self.set.swap(true, Ordering::AcqRel) {
+            let _ = (&self.tx).write(&[1]);
+        }
+    }
+
+    pub(super) fn poll_fd(&self) -> PollFd<'_> {
+        PollFd::new(&self.rx, READABLE)
     }
 }
