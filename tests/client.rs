@@ -7,6 +7,7 @@ mod support;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use support::blocked::{self, In};
 use support::{watchdog, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
@@ -204,7 +205,9 @@ fn start_connects_in_the_background_to_a_server_started_later() {
 }
 
 /// `start()` without `reconnect` uses the default backoff; `close()`
-/// stops the attempts and releases a `wait_connected` with NotConnected.
+/// stops the attempts and releases a `wait_connected` under way with
+/// NotConnected. The wait is seen blocked before the close, so a wait that
+/// merely began after it cannot pass for a released one.
 #[test]
 fn start_without_a_server_is_stopped_by_close() {
     let _w = watchdog(Duration::from_secs(30));
@@ -217,9 +220,11 @@ fn start_without_a_server_is_stopped_by_close() {
         .start()
         .expect("start() does not need a server");
     std::thread::scope(|s| {
-        let waiting = s.spawn(|| client.wait_connected(Duration::from_secs(60)));
+        let waiting = blocked::spawn(s, "wait_connected", In::Futex, || {
+            client.wait_connected(Duration::from_secs(60))
+        });
         client.close();
-        let waited = waiting.join().expect("no panic");
+        let waited = waiting.join();
         assert!(matches!(waited, Err(Error::NotConnected)), "{waited:?}");
     });
     assert!(client.is_closed() && !client.connected());
