@@ -7,10 +7,12 @@
 //! the test may act before the call has started waiting. On Linux the
 //! thread's kernel state closes it: [`spawn`] returns only once /proc
 //! shows the thread asleep ('S') in the system call that the call waits
-//! in: a read, a receive, a send or a write on a socket, or a poll of one
-//! ([`In::Socket`]), or a futex ([`In::Futex`]: a condition variable). A
-//! thread asleep in such a call after the handshake is inside the call
-//! under test, and cannot have returned. Elsewhere only the handshake and
+//! in, a read, a receive, a send or a write on a socket, or a poll of one
+//! ([`In::Socket`]), or a futex ([`In::Futex`]: a condition variable),
+//! and not woken for a moment (a lock taken on the way in, or a send
+//! that waits a moment for room, is not the wait under test). A thread
+//! asleep in such a call after the handshake is inside the call under
+//! test, and cannot have returned. Elsewhere only the handshake and
 //! a window of `QUIET` in which the call must not return are available:
 //! weaker, but still a failure when the call returns at once.
 
@@ -107,7 +109,8 @@ impl<T: Debug> Blocked<'_, T> {
         let tid = tid.expect("the thread's id, from /proc/thread-self");
         use std::time::{Duration, Instant};
         // A futex may be a lock taken for a moment on the way into the
-        // call; its own wait is the one the thread stays in, not woken.
+        // call, a send may wait a moment for room: the call's own wait is
+        // the one the thread stays in, not woken.
         const STEADY: Duration = Duration::from_millis(20);
         let deadline = Instant::now() + WAIT;
         let mut asleep: Option<(Instant, u64)> = None;
@@ -116,7 +119,6 @@ impl<T: Debug> Blocked<'_, T> {
                 self.returned_early();
             }
             let seen = match linux::blocked_in(tid, wait) {
-                Ok(_) if wait == In::Socket => break,
                 Ok(switches) => match asleep {
                     Some((since, before)) if before == switches => {
                         if since.elapsed() >= STEADY {
