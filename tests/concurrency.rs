@@ -293,3 +293,17 @@ fn b10_large_concurrent_writes_never_interleave() {
     }
     assert_eq!(totals, [WRITES * SIZE; WRITERS]);
 }
+
+/// Concurrent writes never interleave, whatever the method: ten threads
+/// write 256 KiB frames at once, two through each of `write`,
+/// `write_str`, `write_lines`, `write_json` and `write_from`, and a raw
+/// peer finds every frame whole.
+#[test]
+fn b10_concurrent_writes_of_every_method_never_interleave() {
+    let _w = watchdog(Duration::from_secs(60));
+    let server = testing::start_server(OneClientServer::builder()).expect("server starts");
+    let peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("served");
+    let mut reader = BufReader::new(peer);
+    support::frames::concurrent_writes_arrive_whole(&server, &mut reader, 10, 3);
+}

@@ -362,6 +362,28 @@ fn b10_a_blocked_tls_writer_does_not_stop_the_reader_and_b09_close_releases_both
     });
 }
 
+/// Concurrent writes over TLS never interleave: ten threads write 256 KiB
+/// frames at once, two through each write method, and a peer speaking
+/// rustls directly finds every frame whole.
+#[test]
+fn concurrent_writes_over_tls_never_interleave() {
+    use ts_tcpip::tls::rustls;
+    let _w = watchdog(Duration::from_secs(60));
+    let pki = pki();
+    let server = tls_server(&pki, false).start().expect("server");
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let name = "localhost".try_into().expect("name");
+    let mut session =
+        rustls::ClientConnection::new(client_config(&pki.ca, None), name).expect("session");
+    while session.is_handshaking() {
+        session.complete_io(&mut tcp).expect("handshake");
+    }
+    server.wait_connected(WAIT).expect("served");
+    let mut reader = std::io::BufReader::new(rustls::StreamOwned::new(session, tcp));
+    support::frames::concurrent_writes_arrive_whole(&server, &mut reader, 10, 3);
+}
+
 #[test]
 fn the_monitor_notices_a_tls_peer_that_closes() {
     let _w = watchdog(Duration::from_secs(60));

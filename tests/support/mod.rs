@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod blocked;
+pub mod frames;
 pub mod netns;
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 pub mod pki;
