@@ -325,9 +325,12 @@ fn a_wait_of_duration_max_waits_for_ever_without_a_panic() {
     let _w = watchdog(Duration::from_secs(30));
     let server = testing::start_server(OneClientServer::builder()).expect("server starts");
     std::thread::scope(|s| {
-        let waiting = s.spawn(|| server.wait_connected(Duration::MAX));
+        let waiting = blocked::spawn(s, "wait_connected(Duration::MAX)", In::Futex, || {
+            server.wait_connected(Duration::MAX)
+        });
         let _client = testing::client_for(&server).connect().expect("connects");
-        assert!(waiting.join().expect("no panic").is_ok());
+        let waited = waiting.join();
+        assert!(waited.is_ok(), "{waited:?}");
     });
     let client = testing::client_for(&server)
         .reconnect(Backoff {
