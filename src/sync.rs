@@ -25,6 +25,18 @@ pub(crate) use shuttle::thread;
 #[cfg(shuttle)]
 pub(crate) use shuttle_shim::{Condvar, Mutex, MutexGuard, RwLock};
 
+/// True once the thread of `handle` has ended (a join would not wait). The
+/// model has no such look: there a thread counts as running until joined.
+pub(crate) fn is_finished<T>(handle: &thread::JoinHandle<T>) -> bool {
+    #[cfg(not(shuttle))]
+    return handle.is_finished();
+    #[cfg(shuttle)]
+    {
+        let _ = handle;
+        false
+    }
+}
+
 /// parking_lot's API over shuttle's std-like primitives.
 #[cfg(shuttle)]
 mod shuttle_shim {
@@ -52,10 +64,8 @@ mod shuttle_shim {
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
             match self.0.try_lock() {
                 Ok(guard) => Some(MutexGuard(Some(guard))),
-                Err(shuttle::sync::TryLockError::Poisoned(e)) => {
-                    Some(MutexGuard(Some(e.into_inner())))
-                }
-                Err(shuttle::sync::TryLockError::WouldBlock) => None,
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(MutexGuard(Some(e.into_inner()))),
+                Err(std::sync::TryLockError::WouldBlock) => None,
             }
         }
 

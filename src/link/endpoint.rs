@@ -473,15 +473,27 @@ impl Endpoint {
     /// would be turned away because a reader had not yet woken.
     fn is_dead(&self, conn: &Arc<Connection>) -> Option<DisconnectReason> {
         const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
-        let reason = match conn.peek_now() {
-            Ok(Peek::Eof) => DisconnectReason::PeerClosed,
-            Ok(_) => return None,
-            Err(e) => match connection::ended(&e) {
-                Ended::Broke => ending::broken(&e),
-                Ended::Locally | Ended::CausePending => return None,
-            },
+        let mut reader = None;
+        let reason = loop {
+            match conn.peek_now() {
+                Ok(Peek::Eof) => break DisconnectReason::PeerClosed,
+                // Bytes a busy reader is about to take, perhaps the last
+                // (over TLS a look cannot see past ciphertext a reader is
+                // taking in): look again once it is done.
+                Ok(Peek::Data) if reader.is_none() => {
+                    reader = Some(self.reader.try_lock_for(BUSY_READER_WAIT)?);
+                }
+                Ok(_) => return None,
+                Err(e) => match connection::ended(&e) {
+                    Ended::Broke => break ending::broken(&e),
+                    Ended::Locally | Ended::CausePending => return None,
+                },
+            }
         };
-        let reader = self.reader.try_lock_for(BUSY_READER_WAIT)?;
+        let reader = match reader {
+            Some(reader) => reader,
+            None => self.reader.try_lock_for(BUSY_READER_WAIT)?,
+        };
         (!reader.serves(conn) || reader.buffered().is_empty()).then_some(reason)
     }
 

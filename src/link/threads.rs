@@ -31,7 +31,7 @@ impl Started {
     fn reap(&mut self, panicked: &AtomicBool) {
         let (ended, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handles)
             .into_iter()
-            .partition(|h| h.is_finished());
+            .partition(crate::sync::is_finished);
         for handle in ended {
             self.ids.retain(|id| *id != handle.thread().id());
             if handle.join().is_err() {
@@ -118,7 +118,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded::<()>();
         threads.spawn("unit", "short", || {}).expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !threads.started.lock().handles[0].is_finished() {
+        while !crate::sync::is_finished(&threads.started.lock().handles[0]) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the short thread never ended"
