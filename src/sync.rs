@@ -50,7 +50,10 @@ mod shuttle_shim {
     #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(shuttle::sync::Mutex<T>);
 
-    pub(crate) struct MutexGuard<'a, T>(Option<shuttle::sync::MutexGuard<'a, T>>);
+    pub(crate) struct MutexGuard<'a, T> {
+        mutex: &'a shuttle::sync::Mutex<T>,
+        guard: Option<shuttle::sync::MutexGuard<'a, T>>,
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Mutex<T> {
@@ -58,15 +61,23 @@ mod shuttle_shim {
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())))
+            let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            MutexGuard {
+                mutex: &self.0,
+                guard: Some(guard),
+            }
         }
 
         pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(guard) => Some(MutexGuard(Some(guard))),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(MutexGuard(Some(e.into_inner()))),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
+            let guard = match self.0.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            };
+            Some(MutexGuard {
+                mutex: &self.0,
+                guard: Some(guard),
+            })
         }
 
         pub(crate) fn try_lock_until(&self, _deadline: Instant) -> Option<MutexGuard<'_, T>> {
@@ -90,13 +101,13 @@ mod shuttle_shim {
     impl<T> Deref for MutexGuard<'_, T> {
         type Target = T;
         fn deref(&self) -> &T {
-            self.0.as_ref().expect("guard present")
+            self.guard.as_ref().expect("guard present")
         }
     }
 
     impl<T> DerefMut for MutexGuard<'_, T> {
         fn deref_mut(&mut self) -> &mut T {
-            self.0.as_mut().expect("guard present")
+            self.guard.as_mut().expect("guard present")
         }
     }
 
@@ -118,23 +129,24 @@ mod shuttle_shim {
         }
 
         pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
-            let inner = guard.0.take().expect("guard present");
-            guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
+            let inner = guard.guard.take().expect("guard present");
+            guard.guard = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
         }
 
+        /// Shuttle's own timed wait never times out, so the model's is a
+        /// yield with the lock let go, after which the wait has either
+        /// timed out or been woken, as the model's coin says: callers see
+        /// both, with or without what others did meanwhile.
         pub(crate) fn wait_until<T>(
             &self,
             guard: &mut MutexGuard<'_, T>,
-            deadline: Instant,
+            _deadline: Instant,
         ) -> WaitTimeoutResult {
-            let inner = guard.0.take().expect("guard present");
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (inner, result) = self
-                .0
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|e| e.into_inner());
-            guard.0 = Some(inner);
-            WaitTimeoutResult(result.timed_out())
+            use shuttle::rand::RngCore;
+            drop(guard.guard.take());
+            shuttle::thread::yield_now();
+            guard.guard = Some(guard.mutex.lock().unwrap_or_else(|e| e.into_inner()));
+            WaitTimeoutResult(shuttle::rand::thread_rng().next_u32() % 2 == 0)
         }
 
         pub(crate) fn notify_all(&self) {

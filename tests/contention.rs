@@ -431,3 +431,41 @@ fn close_client_close_and_a_vanishing_peer_release_every_caller() {
         assert!(!server.connected());
     }
 }
+
+/// A timeout set while another thread's call with a deadline runs is the
+/// one that stays: the call never touches the link's timeouts (no call
+/// narrows a shared socket timeout and puts back what it found).
+#[test]
+fn a_timeout_set_during_a_deadline_call_is_the_one_that_stays() {
+    let _w = watchdog(Duration::from_secs(60));
+    let _busy = busy_cpus();
+    let calls = CallbackRecorder::new();
+    let (server, mut peer) = served("timeout-during-deadline", &calls);
+    let server = Arc::new(server);
+    server.set_read_timeout(None);
+    let reader = blocked_reader(&server, &mut peer);
+    // The blocked reader has no deadline; another call with one runs
+    // while the link's timeout is changed underneath it.
+    let bounded = {
+        let server = server.clone();
+        thread::spawn(move || server.within(Duration::from_millis(300)).read_str())
+    };
+    server.set_read_timeout(Some(DEADLINE));
+    assert!(matches!(
+        bounded.join().expect("bounded"),
+        Err(Error::Timeout)
+    ));
+    // The timeout set stays: a plain read is bounded by it.
+    let (result, took) = timed(|| server.try_read_str());
+    assert!(matches!(result, Ok(None)), "{result:?}");
+    assert!(took < SLACK);
+    peer.write_all(b"tial\r\n").expect("the rest");
+    assert_eq!(reader.join().expect("reader").expect("line"), "partial");
+    let (result, took) = timed(|| server.read_str());
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert!(
+        took < DEADLINE + SLACK,
+        "the timeout set did not stay: {took:?}"
+    );
+    calls.assert_no_more(Duration::ZERO);
+}

@@ -10,6 +10,8 @@ pub(crate) mod ending;
 pub(crate) mod endpoint;
 pub(crate) mod events;
 pub(crate) mod half;
+#[cfg(all(test, shuttle))]
+mod model;
 pub(crate) mod monitor;
 pub(crate) mod shared_codec;
 pub(crate) mod slot;

@@ -222,6 +222,7 @@ fn timespec(left: Duration) -> Timespec {
 /// made a [`Stream`], each wait bounded by the handshake's deadline and
 /// ended by `wake` (a close, or a server making room for a newer
 /// handshake). `received` goes up when the peer first sends a byte.
+#[cfg(feature = "tls")]
 pub(crate) struct Handshaking<'a> {
     pub(crate) socket: &'a TcpStream,
     pub(crate) wake: Option<&'a Wake>,
@@ -229,6 +230,7 @@ pub(crate) struct Handshaking<'a> {
     pub(crate) received: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
+#[cfg(feature = "tls")]
 impl Handshaking<'_> {
     /// The error a wait that ran out gives: the handshake timed out.
     fn waited(&self, events: PollFlags) -> io::Result<()> {
@@ -241,6 +243,7 @@ impl Handshaking<'_> {
     }
 }
 
+#[cfg(feature = "tls")]
 impl Read for Handshaking<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -259,6 +262,7 @@ impl Read for Handshaking<'_> {
     }
 }
 
+#[cfg(feature = "tls")]
 impl Write for Handshaking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
@@ -420,14 +424,18 @@ pub(crate) struct Stream {
 mod unix;
 #[cfg(not(windows))]
 pub(crate) use unix::Wake;
+#[cfg(all(not(windows), feature = "tls"))]
+use unix::READABLE;
 #[cfg(not(windows))]
-use unix::{address_use, connect_in_progress, READABLE, WRITABLE};
+use unix::{address_use, connect_in_progress, WRITABLE};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::Wake;
+#[cfg(all(windows, feature = "tls"))]
+use windows::READABLE;
 #[cfg(windows)]
-use windows::{address_use, connect_in_progress, READABLE, WRITABLE};
+use windows::{address_use, connect_in_progress, WRITABLE};
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from
 /// `accept` when a listening socket is shut down; elsewhere a connection
