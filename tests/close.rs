@@ -4,6 +4,7 @@
 
 mod support;
 
+#[cfg(feature = "tls")]
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 

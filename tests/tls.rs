@@ -10,6 +10,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
