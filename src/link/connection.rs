@@ -36,6 +36,10 @@ pub(crate) struct Connection {
     /// Set before the transport is shut down locally, so that the end of
     /// file this causes is reported as a local close, not the peer's.
     closing: AtomicBool,
+    /// Why this side ended it (set before `closing`), for the calls the
+    /// shutdown cuts short: the peer's close that the monitor saw, say,
+    /// not "closed locally".
+    why_closed: Mutex<Option<(io::ErrorKind, String)>>,
     /// How the connection broke, as the first thread to hear of it heard.
     /// The system tells its error to one caller only; the others see an
     /// end of file or a broken pipe, and read the cause here. A leaf lock.
@@ -79,7 +83,7 @@ pub(crate) enum Ended {
     Broke,
 }
 
-/// The marker inside the errors [`closed_locally`] and [`pending`] make.
+/// The marker inside the errors [`pending`] makes.
 #[derive(Debug)]
 struct Marker(&'static str, Ended);
 
@@ -93,11 +97,26 @@ impl std::error::Error for Marker {}
 
 /// The error of a call that a local close ended.
 pub(crate) fn closed_locally() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        Marker("closed locally", Ended::Locally),
-    )
+    ended_here(io::ErrorKind::ConnectionAborted, "closed locally".into())
 }
+
+/// The error of a call on a connection this side has ended, saying why
+/// (`kind` and `why`): the connection's end is already taken care of.
+fn ended_here(kind: io::ErrorKind, why: String) -> io::Error {
+    io::Error::new(kind, EndedHere(why))
+}
+
+/// The marker inside the errors [`ended_here`] makes.
+#[derive(Debug)]
+struct EndedHere(String);
+
+impl std::fmt::Display for EndedHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EndedHere {}
 
 /// The error of a call that met a break whose cause another thread heard
 /// and has not told yet (a `try_` call does not wait for it).
@@ -114,8 +133,11 @@ pub(crate) fn pending() -> io::Error {
 /// What a connection error (as this module makes them) says about the
 /// connection's end.
 pub(crate) fn ended(err: &io::Error) -> Ended {
-    match err.get_ref().and_then(|e| e.downcast_ref::<Marker>()) {
-        Some(Marker(_, Ended::Locally)) => Ended::Locally,
+    let inner = err.get_ref();
+    if inner.is_some_and(|e| e.is::<EndedHere>()) {
+        return Ended::Locally;
+    }
+    match inner.and_then(|e| e.downcast_ref::<Marker>()) {
         Some(Marker(_, Ended::CausePending)) => Ended::CausePending,
         _ => Ended::Broke,
     }
@@ -127,6 +149,7 @@ impl Connection {
             transport: Box::new(transport),
             peer,
             closing: AtomicBool::new(false),
+            why_closed: Mutex::new(None),
             cause: Mutex::new(None),
             heard: Condvar::new(),
         }
@@ -201,7 +224,7 @@ impl Connection {
     /// else is the cause, kept for every thread unless one was kept first.
     fn judge(&self, err: io::Error, deadline: Deadline) -> io::Error {
         if self.is_closing() {
-            return closed_locally();
+            return self.closed_error();
         }
         match err.kind() {
             io::ErrorKind::WouldBlock => err,
@@ -215,7 +238,7 @@ impl Connection {
     /// one the system told, and then this side cannot send either).
     fn end_of_stream(&self, deadline: Deadline) -> io::Result<()> {
         if self.is_closing() {
-            return Err(closed_locally());
+            return Err(self.closed_error());
         }
         if let Some(cause) = self.cause() {
             return Err(cause.io());
@@ -238,7 +261,8 @@ impl Connection {
                 return cause.io();
             }
             if self.is_closing() {
-                return closed_locally();
+                drop(cause);
+                return self.closed_error();
             }
             let until = match deadline {
                 Deadline::Forever => waited,
@@ -272,6 +296,25 @@ impl Connection {
             return clone_io(err);
         }
         kept.io()
+    }
+
+    /// The error of a call that this side's shutdown cut short: the
+    /// cause of a break if one was heard, else why this side ended it.
+    fn closed_error(&self) -> io::Error {
+        if let Some(cause) = self.cause() {
+            return cause.io();
+        }
+        match &*self.why_closed.lock() {
+            Some((kind, why)) => ended_here(*kind, why.clone()),
+            None => closed_locally(),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown), telling the calls it cuts short why:
+    /// `kind` and `why` (the end's reason, as the events tell it).
+    pub(crate) fn shutdown_because(&self, kind: io::ErrorKind, why: String) {
+        self.why_closed.lock().get_or_insert((kind, why));
+        self.shutdown();
     }
 
     /// Shuts the transport down, releasing any thread blocked on it with

@@ -345,7 +345,11 @@ impl Endpoint {
         if !slot.remove(conn) {
             return false;
         }
-        conn.shutdown();
+        let kind = match reason {
+            DisconnectReason::PeerClosed => std::io::ErrorKind::UnexpectedEof,
+            _ => std::io::ErrorKind::ConnectionAborted,
+        };
+        conn.shutdown_because(kind, reason.to_string());
         self.release_halves(conn);
         if intent == Intent::Clear {
             self.set_should_be_connected(false);

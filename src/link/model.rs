@@ -438,3 +438,24 @@ fn a_new_client_replaces_only_a_dead_one() {
         ep.close(Intent::Clear);
     });
 }
+
+/// A reader waiting for the cause of a break that another thread heard
+/// (its end of file and a closed send side say the connection broke) is
+/// released by a close, with the close's reason, and nothing deadlocks.
+#[test]
+fn a_reader_waiting_for_a_cause_is_released_by_a_close() {
+    check(|| {
+        let ep = endpoint();
+        let (conn, fake) = connection();
+        assert!(ep.attach(conn, Takeover::Never).is_ok());
+        // Broken, its error told to a caller that never says.
+        fake.update(|s| s.broken = true);
+        let reader = {
+            let ep = ep.clone();
+            thread::spawn(move || ep.read_str(Deadline::Forever))
+        };
+        ep.close(Intent::Clear);
+        let read = reader.join().expect("reader");
+        assert!(read.is_err_and(|e| e.is_connection_error()));
+    });
+}
