@@ -41,6 +41,7 @@ mod config;
 mod encoding;
 mod ends;
 mod error;
+mod json_style;
 mod link;
 pub mod testing;
 mod wire;
@@ -64,6 +65,7 @@ pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
 pub use ends::reconnect::Backoff;
 pub use ends::server::OneClientServer;
 pub use error::{Error, Result};
+pub use json_style::JsonStyle;
 pub use link::{ConnectionEvent, DisconnectReason, Link, Stats, Within};
 #[doc(hidden)]
 pub use wire::binary::__private;
@@ -82,6 +84,14 @@ pub mod builder {
 pub mod tls {
     pub use crate::ends::tls::{client_config_from_pem, server_config_from_pem};
     pub use rustls;
+}
+
+/// The link's JSON without a link: the text `write_json` sends in each
+/// [`JsonStyle`], and the reading `read_json` does (JSON plus Python's
+/// `NaN`, `Infinity` and `-Infinity`), for logs, files and tests.
+pub mod json {
+    pub use crate::json_style::JsonStyle;
+    pub use crate::wire::json::{from_str, to_string};
 }
 
 /// The details each kind of [`Error`] carries.
@@ -109,7 +119,7 @@ pub mod prelude {
     };
     pub use crate::{
         Backoff, BinaryStruct, Client, ClientBuilder, ConnectionEvent, DisconnectReason, Encoding,
-        Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler, ReadLoopServerBuilder,
-        ServerBuilder, SlotPolicy, Stats,
+        JsonStyle, Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler,
+        ReadLoopServerBuilder, ServerBuilder, SlotPolicy, Stats,
     };
 }
