@@ -202,6 +202,7 @@ impl Error {
     }
 
     /// A line refused by a reader that takes no `NaN` or `Infinity`.
+    #[cfg(test)]
     pub(crate) fn json(line: String, source: serde_json::Error) -> Error {
         Error::json_read(line, source, false)
     }
@@ -324,6 +325,8 @@ impl JsonError {
 
     /// `NaN`, `Infinity` or `-Infinity` when the line holds one outside a
     /// string: Python's `json.dumps` writes them, JSON has no such values.
+    /// `read_json` takes them as floats unless the link was built with
+    /// `json_non_finite(false)`; only then are they what is wrong.
     pub fn non_finite(&self) -> Option<&'static str> {
         non_finite_token(&self.line)
     }

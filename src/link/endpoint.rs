@@ -87,7 +87,10 @@ pub(crate) enum Intent {
 impl Endpoint {
     /// `log_name` is `Role(name)`, or `Role(where)` for an unnamed one.
     pub(crate) fn new(role: &str, place: &str, config: LinkConfig) -> Endpoint {
-        let codec = SharedCodec::new(Codec::new(config.encoding, &config.terminator));
+        let codec = SharedCodec::new(
+            Codec::new(config.encoding, &config.terminator)
+                .with_json(config.json_style, config.json_non_finite),
+        );
         let shown = if config.name.is_empty() {
             place
         } else {
@@ -141,7 +144,7 @@ impl Endpoint {
     }
 
     pub(crate) fn set_encoding(&self, encoding: crate::encoding::Encoding) {
-        self.codec.set(|c| Codec::new(encoding, c.terminator()));
+        self.codec.set(|c| c.with_encoding(encoding));
     }
 
     pub(crate) fn terminator(&self) -> Vec<u8> {
@@ -150,7 +153,7 @@ impl Endpoint {
 
     pub(crate) fn set_terminator(&self, terminator: Vec<u8>) -> Result<()> {
         crate::config::check_separator("terminator", &terminator)?;
-        self.codec.set(|c| Codec::new(c.encoding, &terminator));
+        self.codec.set(|c| c.with_terminator(&terminator));
         Ok(())
     }
 
