@@ -23,10 +23,10 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Option<Result<T, Erro
     let masked = mask(text)?;
     // Each token replaced by `""` and spaces is a value wherever the token
     // is one, and no value where it is none (after a digit or a sign,
-    // inside a word; where a key goes, the reader below refuses it), with
-    // every other byte in its place: serde_json finds the same syntax
-    // errors at the line's own line and column. (`""`, unlike `[]`, nests
-    // no deeper than the token, and unlike `0`, joins no number.)
+    // inside a word; where a key goes it is left as it is), with every
+    // other byte in its place: serde_json finds the same syntax errors at
+    // the line's own line and column. (`""`, unlike `[]`, nests no deeper
+    // than the token, and unlike `0`, joins no number.)
     if let Err(e) = serde_json::from_str::<Check>(&masked) {
         return Some(Err(e));
     }
@@ -43,11 +43,15 @@ fn token_len(rest: &[u8]) -> Option<usize> {
 }
 
 /// `text` with every token outside a string replaced by `""` and spaces;
-/// `None` if there is none.
+/// `None` if there is none. A token where a key goes is left for serde_json
+/// to refuse there.
 fn mask(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut masked: Option<Vec<u8>> = None;
     let (mut in_string, mut escaped) = (false, false);
+    // The open brackets, and the last byte outside strings and spaces.
+    let mut open: Vec<u8> = Vec::new();
+    let mut last = None;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if in_string {
@@ -57,15 +61,30 @@ fn mask(text: &str) -> Option<String> {
                 (false, b'"') => in_string = false,
                 _ => {}
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if let Some(len) = token_len(&bytes[i..]) {
-            let out = masked.get_or_insert_with(|| bytes.to_vec());
-            for (j, slot) in out[i..i + len].iter_mut().enumerate() {
-                *slot = if j < 2 { b'"' } else { b' ' };
-            }
-            i += len;
+            i += 1;
             continue;
+        }
+        let key_goes_here =
+            last == Some(b'{') || (last == Some(b',') && open.last() == Some(&b'{'));
+        match (b, token_len(&bytes[i..])) {
+            (_, Some(len)) if !key_goes_here => {
+                let out = masked.get_or_insert_with(|| bytes.to_vec());
+                for (j, slot) in out[i..i + len].iter_mut().enumerate() {
+                    *slot = if j < 2 { b'"' } else { b' ' };
+                }
+                i += len;
+                last = Some(b'"');
+                continue;
+            }
+            (b'"', _) => in_string = true,
+            (b'{' | b'[', _) => open.push(b),
+            (b'}' | b']', _) => {
+                open.pop();
+            }
+            _ => {}
+        }
+        if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            last = Some(b);
         }
         i += 1;
     }
