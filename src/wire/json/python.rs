@@ -10,7 +10,7 @@
 use serde::ser::{self, Serialize};
 
 use super::key::KeySerializer;
-use super::repr::{write_float, write_str};
+use super::repr::{write_float, write_i64, write_str, write_u64};
 
 /// serde_json's error type, so that both styles fail alike
 /// ([`Error::Serialize`](crate::Error::Serialize)).
@@ -106,31 +106,39 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.int(v)
+        write_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.int(v)
+        write_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.int(v)
+        write_i64(self.out, i64::from(v));
+        Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.int(v)
+        write_i64(self.out, v);
+        Ok(())
     }
     fn serialize_i128(self, v: i128) -> Result<(), Error> {
         self.int(v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.int(v)
+        write_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.int(v)
+        write_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.int(v)
+        write_u64(self.out, u64::from(v));
+        Ok(())
     }
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.int(v)
+        write_u64(self.out, v);
+        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
         self.int(v)

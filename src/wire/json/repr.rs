@@ -1,7 +1,7 @@
 //! Python's text for the scalars `json.dumps` writes: `repr(float)` and
 //! strings with `ensure_ascii`.
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 
 /// Appends `value` as Python's `repr` writes a float (which is what
 /// `json.dumps` writes): the shortest digits that read back to the same
@@ -34,19 +34,13 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
     if value.is_sign_negative() {
         out.push(b'-');
     }
-    let (digits, exponent) = shortest(value.abs());
-    let mut text = [0u8; 20];
-    let n = {
-        let mut cursor = std::io::Cursor::new(&mut text[..]);
-        let _ = write!(cursor, "{digits}");
-        cursor.position() as usize
-    };
-    let digits = &text[..n];
+    let shortest = Shortest::of(value.abs());
+    let digits = shortest.digits();
     let Some((&first, rest)) = digits.split_first() else {
         return;
     };
     // The value is 0.d1d2...dn x 10^point.
-    let point = exponent + n as i32;
+    let point = shortest.exponent + digits.len() as i32;
     if point <= -4 || point > 16 {
         out.push(first);
         if !rest.is_empty() {
@@ -54,10 +48,15 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
             out.extend_from_slice(rest);
         }
         let e = point - 1;
-        let _ = write!(out, "e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+        out.extend_from_slice(if e < 0 { b"e-" } else { b"e+" });
+        let e = e.unsigned_abs();
+        if e >= 100 {
+            out.push(b'0' + (e / 100 % 10) as u8);
+        }
+        out.extend_from_slice(&[b'0' + (e / 10 % 10) as u8, b'0' + (e % 10) as u8]);
     } else if point <= 0 {
         out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-point) as usize, b'0');
+        out.resize(out.len() + point.unsigned_abs() as usize, b'0');
         out.extend_from_slice(digits);
     } else if point as usize >= digits.len() {
         out.extend_from_slice(digits);
@@ -71,38 +70,134 @@ pub(crate) fn write_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-/// The shortest decimal `digits x 10^exponent` that reads back as `value`
-/// (finite, above zero), and of two such equally near it the one with an
-/// even last digit, as Python's repr (David Gay's dtoa) picks.
-fn shortest(value: f64) -> (u64, i32) {
-    // Rust's `{:e}` gives the shortest digits, the nearest of them; on an
-    // exact tie it may take the odd one.
-    let mut buf = [0u8; 32];
-    let len = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let _ = write!(cursor, "{value:e}");
-        cursor.position() as usize
-    };
-    let text = std::str::from_utf8(&buf[..len]).unwrap_or("0e0");
-    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let fraction_len = mantissa.split_once('.').map_or(0, |(_, f)| f.len());
-    let digits: u64 = mantissa
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(0, |n, d| n * 10 + u64::from(d - b'0'));
-    let exponent = exp - fraction_len as i32;
-    if digits % 2 == 1 {
-        // An odd last digit halfway: the even neighbour, if it reads back.
+/// Appends `value` in decimal, as Python writes an int.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+/// Appends `value` in decimal, as Python writes an int.
+pub(crate) fn write_i64(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
+}
+
+/// Text in a buffer on the stack: what `{:e}` writes of an f64 fits.
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn new() -> StackText {
+        StackText {
+            buf: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The shortest decimal `digits x 10^exponent` that reads back as a
+/// double (finite, above zero), and of two such equally near it the one
+/// with an even last digit, as Python's repr (David Gay's dtoa) picks.
+struct Shortest {
+    digits: [u8; 20],
+    len: usize,
+    exponent: i32,
+}
+
+impl Shortest {
+    fn of(value: f64) -> Shortest {
+        // Rust's `{:e}` gives the shortest digits, the nearest of them; on
+        // an exact tie it may take the odd one. `d.ddde-N`.
+        let mut text = StackText::new();
+        let _ = write!(text, "{value:e}");
+        let text = text.bytes();
+        let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+            Some(e) => (&text[..e], &text[e + 1..]),
+            None => (text, &b"0"[..]),
+        };
+        let mut shortest = Shortest {
+            digits: [0; 20],
+            len: 0,
+            exponent: 0,
+        };
+        for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+            if let Some(slot) = shortest.digits.get_mut(shortest.len) {
+                *slot = b;
+                shortest.len += 1;
+            }
+        }
+        let fraction_len = mantissa
+            .iter()
+            .position(|&b| b == b'.')
+            .map_or(0, |p| mantissa.len() - p - 1);
+        let (negative, magnitude) = match exponent.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, exponent),
+        };
+        let magnitude = magnitude
+            .iter()
+            .fold(0i32, |n, &d| n * 10 + i32::from(d.wrapping_sub(b'0') % 10));
+        let exponent = if negative { -magnitude } else { magnitude };
+        shortest.exponent = exponent - fraction_len as i32;
+        if shortest.digits().last().is_some_and(|d| d % 2 == 1) {
+            shortest.prefer_even(value);
+        }
+        shortest
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+
+    /// An odd last digit exactly halfway: the even neighbour, if it reads
+    /// back.
+    fn prefer_even(&mut self, value: f64) {
+        let digits = self
+            .digits()
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
         for other in [digits - 1, digits + 1] {
             let halfway = digits + other; // twice the midpoint
-            if equals_decimal(value, halfway, exponent, true) && reads_back(other, exponent, value)
+            if equals_decimal(value, halfway, self.exponent, true)
+                && reads_back(other, self.exponent, value)
             {
-                return (other, exponent);
+                let mut text = Vec::with_capacity(20);
+                write_u64(&mut text, other);
+                self.len = text.len().min(self.digits.len());
+                self.digits[..self.len].copy_from_slice(&text[..self.len]);
+                return;
             }
         }
     }
-    (digits, exponent)
 }
 
 /// `value == m x 10^k`, or with `halved`, `value == m x 10^k / 2`, exactly.
@@ -134,11 +229,9 @@ fn same(a: u128, ea: i32, b: u128, eb: i32) -> bool {
 }
 
 fn reads_back(digits: u64, exponent: i32, value: f64) -> bool {
-    let mut buf = [0u8; 32];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{digits}e{exponent}");
-    let len = cursor.position() as usize;
-    std::str::from_utf8(&buf[..len])
+    let mut text = StackText::new();
+    let _ = write!(text, "{digits}e{exponent}");
+    std::str::from_utf8(text.bytes())
         .ok()
         .and_then(|t| t.parse::<f64>().ok())
         == Some(value)
