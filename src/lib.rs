@@ -5,8 +5,10 @@
 //! [`Client`] connects to a server. Both read and write bytes, lines, text
 //! in nine encodings, JSON and packed binary structs through the [`Link`]
 //! trait, notice a dropped peer, and report every change of connection
-//! state to a callback and to [`Link::events`]. Same bytes on the wire as
-//! the Python package, so either end can be replaced. No async runtime.
+//! state to a callback and to [`Link::events`]. The same bytes on the wire
+//! as the Python package (for JSON with [`JsonStyle::Python`]; the default,
+//! [`JsonStyle::Compact`], is serde_json's compact text, which Python reads
+//! to the same value), so either end can be replaced. No async runtime.
 //!
 //! `use ts_tcpip::prelude::*` brings the types, the [`Link`] trait and the
 //! common constants into scope (not [`Error`] and [`Result`], which would shadow
