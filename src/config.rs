@@ -6,11 +6,20 @@ use std::time::Duration;
 
 use crate::encoding::Encoding;
 use crate::error::{Error, Result};
+use crate::json_style::JsonStyle;
 
 /// Encoding of `read_str`/`write_str`/JSON unless set: UTF-8.
 pub const DEFAULT_ENCODING: Encoding = Encoding::Utf8;
 /// Terminator of `read_str`/`write_str`/JSON unless set: `b"\r\n"`.
 pub const DEFAULT_TERMINATOR: &[u8] = b"\r\n";
+/// How `write_json` writes unless set: [`JsonStyle::Compact`], serde_json's
+/// compact text, as before the Python style existed (see
+/// [`Builder::json_style`](crate::builder::Builder::json_style)).
+pub const DEFAULT_JSON_STYLE: JsonStyle = JsonStyle::Compact;
+/// Whether `read_json` takes Python's `NaN`, `Infinity` and `-Infinity`
+/// as floats unless set: true, as Python's `json.loads` does (see
+/// [`Builder::json_non_finite`](crate::builder::Builder::json_non_finite)).
+pub const DEFAULT_JSON_NON_FINITE: bool = true;
 /// How often a busy link is checked for a dropped peer: 100 ms. An idle
 /// link notices at once (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
 pub const DEFAULT_MONITOR_CONNECTION_INTERVAL: Duration = Duration::from_millis(100);
@@ -69,6 +78,8 @@ pub(crate) struct LinkConfig {
     pub(crate) name: String,
     pub(crate) encoding: Encoding,
     pub(crate) terminator: Vec<u8>,
+    pub(crate) json_style: JsonStyle,
+    pub(crate) json_non_finite: bool,
     pub(crate) read_limit: usize,
     pub(crate) monitor_interval: Duration,
     pub(crate) nodelay: bool,
@@ -85,6 +96,8 @@ impl Default for LinkConfig {
             name: String::new(),
             encoding: DEFAULT_ENCODING,
             terminator: DEFAULT_TERMINATOR.to_vec(),
+            json_style: DEFAULT_JSON_STYLE,
+            json_non_finite: DEFAULT_JSON_NON_FINITE,
             read_limit: DEFAULT_READ_LIMIT,
             monitor_interval: DEFAULT_MONITOR_CONNECTION_INTERVAL,
             nodelay: true,

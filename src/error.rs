@@ -139,6 +139,9 @@ pub struct JsonError {
     pub line: String,
     /// What serde_json found wrong with it.
     pub source: serde_json::Error,
+    /// The line was read with `NaN`, `Infinity` and `-Infinity` taken as
+    /// floats, so they are not what is wrong with it.
+    non_finite_read: bool,
 }
 
 /// Invalid struct bytes: [`Error::InvalidStruct`].
@@ -216,8 +219,24 @@ impl Error {
         }))
     }
 
+    /// A line refused by a reader that takes no `NaN` or `Infinity`.
+    #[cfg(test)]
     pub(crate) fn json(line: String, source: serde_json::Error) -> Error {
-        Error::Json(Box::new(JsonError { line, source }))
+        Error::json_read(line, source, false)
+    }
+
+    /// A line refused; `non_finite_read`: by a reader that takes `NaN`,
+    /// `Infinity` and `-Infinity` as floats.
+    pub(crate) fn json_read(
+        line: String,
+        source: serde_json::Error,
+        non_finite_read: bool,
+    ) -> Error {
+        Error::Json(Box::new(JsonError {
+            line,
+            source,
+            non_finite_read,
+        }))
     }
 
     pub(crate) fn invalid_struct(type_name: &'static str, bytes: Vec<u8>, reason: String) -> Error {
@@ -329,6 +348,8 @@ impl JsonError {
 
     /// `NaN`, `Infinity` or `-Infinity` when the line holds one outside a
     /// string: Python's `json.dumps` writes them, JSON has no such values.
+    /// `read_json` takes them as floats unless the link was built with
+    /// `json_non_finite(false)`; only then are they what is wrong.
     pub fn non_finite(&self) -> Option<&'static str> {
         non_finite_token(&self.line)
     }
@@ -338,7 +359,7 @@ impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_wrong_shape() {
             f.write_str("valid JSON of the wrong shape")?;
-        } else if let Some(token) = self.non_finite() {
+        } else if let Some(token) = self.non_finite().filter(|_| !self.non_finite_read) {
             write!(f, "invalid JSON: {token} is not a JSON number")?;
         } else {
             f.write_str("invalid JSON")?;

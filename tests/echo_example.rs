@@ -287,6 +287,65 @@ fn line_client_talks_to_the_echo_server() {
     }
 }
 
+/// `--json STYLE` on both: the echo server reads each line with
+/// `read_json` and writes it back in the style; line_client sends each
+/// stdin line as its value and prints each reply in the style. Python's
+/// NaN and Infinity go through, keys keep their order; in the Python
+/// style the printed line is the one `json.dumps` wrote.
+#[test]
+fn line_client_and_the_echo_server_echo_json_in_either_style() {
+    let _w = watchdog(Duration::from_secs(60));
+    let input = concat!(
+        r#"{"z": NaN, "a": [Infinity, -Infinity, -0.0, 1e+16, 2.5e-08], "s": "caf\u00e9"}"#,
+        "\n[1, -2, 18446744073709551615, true, null, {}]\n",
+        "\"quit\"\n",
+    );
+    let cases = [
+        (JsonStyle::Python, input.to_owned()),
+        (
+            JsonStyle::Compact,
+            concat!(
+                r#"{"z":null,"a":[null,null,-0.0,1e+16,2.5e-8],"s":"café"}"#,
+                "\n[1,-2,18446744073709551615,true,null,{}]\n",
+                "\"quit\"\n",
+            )
+            .to_owned(),
+        ),
+    ];
+    for (style, want) in cases {
+        let server_options = echo_server::Options {
+            json: Some(style),
+            ..echo_server::Options::new(0)
+        };
+        let (on_quit, quit_rx) = quit_channel();
+        let server = echo_server::start(&server_options, on_quit).expect("echo server");
+        let options = line_client::Options {
+            json: Some(style),
+            ..line_client::Options::new(LOCALHOST_IPV4, server.port())
+        };
+        let client = line_client::connect(&options).expect("connects");
+        let mut output = Vec::new();
+        line_client::talk_json(&client, style, input.as_bytes(), &mut output).expect("talks");
+        assert_eq!(String::from_utf8(output).expect("UTF-8"), want, "{style:?}");
+        quit_rx.recv_timeout(WAIT).expect("quit seen");
+        server.close();
+    }
+}
+
+#[test]
+fn both_parse_the_json_option() {
+    let o = echo_server::parse_args(args("0 --json python")).expect("python");
+    assert_eq!(o.json, Some(JsonStyle::Python));
+    let o = line_client::parse_args(args("h 1 --json compact")).expect("compact");
+    assert_eq!(o.json, Some(JsonStyle::Compact));
+    assert_eq!(
+        line_client::parse_args(args("h 1")).expect("none").json,
+        None
+    );
+    assert!(echo_server::parse_args(args("0 --json yaml")).is_err());
+    assert!(line_client::parse_args(args("h 1 --json")).is_err());
+}
+
 /// `--allow`: a peer outside the ranges is closed at once, one inside is
 /// served; `--replace`: a new client is served and the old one closed.
 #[test]

@@ -249,11 +249,14 @@ pub trait Link: sealed::Sealed {
     /// Reads a line as `read_str` does and parses it as JSON. A line that
     /// is not the JSON asked for is [`Error::Json`](crate::Error::Json),
     /// which holds the line. Numbers decode as written (floats correctly
-    /// rounded); `NaN` and `Infinity`, which Python's `json.dumps` can
-    /// write, are not JSON and are refused. Integers beyond 64 bits become
-    /// the nearest `f64` in a `serde_json::Value` (Python keeps them
-    /// exact). `T`'s `Deserialize` runs on the line in the receive buffer,
-    /// with the read half held: it must not read from the same link.
+    /// rounded). `NaN`, `Infinity` and `-Infinity`, which Python's
+    /// `json.dumps` writes for non-finite floats, are read as Python reads
+    /// them: exactly into an `f64` or `f32`, as `null` into a
+    /// `serde_json::Value` (which has no NaN); `json_non_finite(false)` on
+    /// the builder refuses them. Integers beyond 64 bits become the
+    /// nearest `f64` in a `serde_json::Value` (Python keeps them exact).
+    /// `T`'s `Deserialize` runs on the line in the receive buffer, with the
+    /// read half held: it must not read from the same link.
     #[inline]
     fn read_json<T: DeserializeOwned>(&self) -> Result<T> {
         let link = self.link();
@@ -324,13 +327,14 @@ pub trait Link: sealed::Sealed {
         link.ep.write_str(link.write_deadline(), line)
     }
 
-    /// Writes `value` as serde_json's compact JSON text plus the
-    /// terminator. With the ascii and latin-1 encodings non-ASCII
-    /// characters are escaped (`\u00e9`), as Python's `json.dumps` does, so
-    /// any value can be sent. serde_json writes a non-finite float as
-    /// `null` (Python would write `NaN`, which is not JSON). `value`'s
-    /// `Serialize` runs with the write lock held, straight into the frame
-    /// buffer: it must not write to the same link.
+    /// Writes `value` as JSON text in the link's
+    /// [`JsonStyle`](crate::JsonStyle) plus the terminator. `Compact` (the
+    /// default) is serde_json's compact text, with non-ASCII characters
+    /// escaped (`\u00e9`) in the ascii and latin-1 encodings so that any
+    /// value can be sent, and a non-finite float as `null`; `Python` is
+    /// exactly what Python's `json.dumps` writes, `NaN` and `Infinity`
+    /// included. `value`'s `Serialize` runs with the write half held,
+    /// straight into the frame buffer: it must not write to the same link.
     #[inline]
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let link = self.link();

@@ -3,14 +3,14 @@
 //! threads, all behind methods, so that the lock order below is kept here
 //! and nowhere else. The read and write calls are in `endpoint/io.rs`.
 //!
-//! Lock order: the slot lock first. Its holder publishes events (taking
-//! the events' lock inside it, so that they are told in the order the
-//! changes happened) and only *tries* a half (`release_halves`); it never
-//! waits for anything else while it holds the slot, so that a call that
-//! must not wait at all can try the slot too. A thread holding a half
-//! never waits for the slot lock, and never holds both halves. The checks
-//! that must wait for a busy reader (`is_dead`) run with no lock held. No
-//! lock is held while user code runs (the callback has a thread of its
+//! Lock order: the slot lock first. Its holder publishes events (taking the
+//! events' lock inside it, so that they are told in the order the changes
+//! happened) and only *tries* a half (`release_halves`); it never waits for
+//! anything else while it holds the slot, so that a call that must not wait
+//! at all can try the slot too. A thread holding a half never waits for the
+//! slot lock, and never holds both halves. The checks that must wait for a
+//! busy reader (`is_dead`) hold no lock but `looking`, then the read half.
+//! No lock is held while user code runs (the callback has a thread of its
 //! own), but for what builds a frame on the write side and what decodes
 //! JSON on the read side, which run with their half held (see
 //! `endpoint/io.rs`).
@@ -51,6 +51,10 @@ pub(crate) struct Endpoint {
     timeouts: Timeouts,
     reader: Mutex<ReadHalf>,
     writer: Mutex<WriteHalf>,
+    /// Held by whoever looks whether the peer is gone (`is_dead`: the
+    /// monitor, a new client's attach), so that two looks never take each
+    /// other's hold of the read half for a busy reader's.
+    looking: Mutex<()>,
     should_be_connected: AtomicBool,
     events: Events,
     counters: Counters,
@@ -99,7 +103,10 @@ pub(crate) enum Intent {
 impl Endpoint {
     /// `log_name` is `Role(name)`, or `Role(where)` for an unnamed one.
     pub(crate) fn new(role: &str, place: &str, config: LinkConfig) -> Endpoint {
-        let codec = SharedCodec::new(Codec::new(config.encoding, &config.terminator));
+        let codec = SharedCodec::new(
+            Codec::new(config.encoding, &config.terminator)
+                .with_json(config.json_style, config.json_non_finite),
+        );
         let shown = if config.name.is_empty() {
             place
         } else {
@@ -109,6 +116,7 @@ impl Endpoint {
             log_name: format!("{role}({shown})"),
             reader: Mutex::new(Half::new(&codec)),
             writer: Mutex::new(Half::new(&codec)),
+            looking: Mutex::new(()),
             codec,
             slot: Slot::default(),
             timeouts: Timeouts {
@@ -163,7 +171,7 @@ impl Endpoint {
     }
 
     pub(crate) fn set_encoding(&self, encoding: Encoding) {
-        self.codec.set(|c| Codec::new(encoding, c.terminator()));
+        self.codec.set(|c| c.with_encoding(encoding));
     }
 
     pub(crate) fn terminator(&self) -> Vec<u8> {
@@ -172,7 +180,7 @@ impl Endpoint {
 
     pub(crate) fn set_terminator(&self, terminator: Vec<u8>) -> Result<()> {
         crate::config::check_separator("terminator", &terminator)?;
-        self.codec.set(|c| Codec::new(c.encoding, &terminator));
+        self.codec.set(|c| c.with_terminator(&terminator));
         Ok(())
     }
 
@@ -477,6 +485,7 @@ impl Endpoint {
     /// would be turned away because a reader had not yet woken.
     fn is_dead(&self, conn: &Arc<Connection>) -> Option<DisconnectReason> {
         const BUSY_READER_WAIT: Duration = Duration::from_millis(100);
+        let _looking = self.looking.lock();
         let mut reader = None;
         let reason = loop {
             match conn.peek_now() {
