@@ -20,6 +20,10 @@ pub const DEFAULT_JSON_STYLE: JsonStyle = JsonStyle::Compact;
 /// as floats unless set: true, as Python's `json.loads` does (see
 /// [`Builder::json_non_finite`](crate::builder::Builder::json_non_finite)).
 pub const DEFAULT_JSON_NON_FINITE: bool = true;
+/// How long a read that finds nothing spins before it sleeps, unless set:
+/// zero, it sleeps at once (see
+/// [`Builder::spin`](crate::builder::Builder::spin)).
+pub const DEFAULT_SPIN: Duration = Duration::ZERO;
 /// How often a busy link is checked for a dropped peer: 100 ms. An idle
 /// link notices at once (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
 pub const DEFAULT_MONITOR_CONNECTION_INTERVAL: Duration = Duration::from_millis(100);
@@ -82,6 +86,7 @@ pub(crate) struct LinkConfig {
     pub(crate) json_non_finite: bool,
     pub(crate) read_limit: usize,
     pub(crate) monitor_interval: Duration,
+    pub(crate) spin: Duration,
     pub(crate) nodelay: bool,
     pub(crate) keepalive: bool,
     pub(crate) dead_peer_timeout: Duration,
@@ -100,6 +105,7 @@ impl Default for LinkConfig {
             json_non_finite: DEFAULT_JSON_NON_FINITE,
             read_limit: DEFAULT_READ_LIMIT,
             monitor_interval: DEFAULT_MONITOR_CONNECTION_INTERVAL,
+            spin: DEFAULT_SPIN,
             nodelay: true,
             keepalive: true,
             dead_peer_timeout: DEFAULT_DEAD_PEER_TIMEOUT,

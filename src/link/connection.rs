@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::socket::Peek;
+use super::socket::{Peek, Wake};
 use super::transport::Transport;
 use crate::deadline::Deadline;
 use crate::sync::{AtomicBool, Condvar, Mutex};
@@ -169,11 +169,17 @@ impl Connection {
         *self.cause.lock()
     }
 
-    /// Reads from the transport: bytes, `Ok(0)` for the peer's end of
-    /// stream, `WouldBlock` past the deadline, or the connection's end.
+    /// Reads from the transport (spinning first for up to `spin`): bytes,
+    /// `Ok(0)` for the peer's end of stream, `WouldBlock` past the
+    /// deadline, or the connection's end.
     #[inline]
-    pub(crate) fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
-        match self.transport.read(buf, deadline) {
+    pub(crate) fn read(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> io::Result<usize> {
+        match self.transport.read(buf, deadline, spin) {
             Ok(0) if !buf.is_empty() => self.end_of_stream(deadline).map(|()| 0),
             Ok(n) => Ok(n),
             Err(e) => Err(self.judge(e, deadline)),
@@ -202,8 +208,8 @@ impl Connection {
 
     /// Waits for the peer's hang-up, then looks: `Eof` only for the peer's
     /// own close; a break is its error, as soon as its cause is known.
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
-        self.look(self.transport.wait_hangup())
+    pub(crate) fn wait_hangup(&self, kick: Option<&Wake>) -> io::Result<Peek> {
+        self.look(self.transport.wait_hangup(kick))
     }
 
     fn look(&self, looked: io::Result<Peek>) -> io::Result<Peek> {

@@ -55,6 +55,17 @@ pub(crate) struct Endpoint {
     /// monitor, a new client's attach), so that two looks never take each
     /// other's hold of the read half for a busy reader's.
     looking: Mutex<()>,
+    /// The monitor waits on the socket for the peer's hang-up: the kernel
+    /// then calls its wait entry for every packet that arrives. A read
+    /// takes it off (see `monitor.rs`).
+    monitor_watching: AtomicBool,
+    /// What a read sets to take the monitor off the socket, where the
+    /// monitor has one.
+    monitor_kick: std::sync::OnceLock<super::socket::Wake>,
+    /// Read calls so far (only ever written with the read half held), and
+    /// their count when the monitor last went to wait on the socket.
+    read_calls: AtomicU64,
+    watched_from: AtomicU64,
     should_be_connected: AtomicBool,
     events: Events,
     counters: Counters,
@@ -69,6 +80,12 @@ struct Timeouts {
 }
 
 const NO_TIMEOUT: u64 = u64::MAX;
+
+/// Read calls in one monitor interval that make a link busy enough to
+/// take the monitor off the socket (see `monitor.rs`): 1,000 in the
+/// default 100 ms, 10,000 a second. A control loop at 1 kHz stays below
+/// and keeps its monitor on the socket, where it hears a hang-up at once.
+pub(crate) const BUSY_READS: u64 = 1_000;
 
 fn encode_timeout(timeout: Option<Duration>) -> u64 {
     timeout.map_or(NO_TIMEOUT, |t| {
@@ -117,6 +134,10 @@ impl Endpoint {
             reader: Mutex::new(Half::new(&codec)),
             writer: Mutex::new(Half::new(&codec)),
             looking: Mutex::new(()),
+            monitor_watching: AtomicBool::new(false),
+            monitor_kick: std::sync::OnceLock::new(),
+            read_calls: AtomicU64::new(0),
+            watched_from: AtomicU64::new(0),
             codec,
             slot: Slot::default(),
             timeouts: Timeouts {
@@ -211,6 +232,55 @@ impl Endpoint {
             NO_TIMEOUT => Deadline::Forever,
             nanos => Deadline::after(Some(Duration::from_nanos(nanos))),
         }
+    }
+
+    /// The monitor's kick, made once (None where the platform's wait for
+    /// a hang-up is not one a kick ends, or none could be made).
+    pub(crate) fn monitor_kick(&self) -> Option<&super::socket::Wake> {
+        if let Some(kick) = self.monitor_kick.get() {
+            return Some(kick);
+        }
+        let made = super::socket::Wake::new().ok()?;
+        Some(self.monitor_kick.get_or_init(|| made))
+    }
+
+    /// Says whether the monitor waits on the socket now (counting the
+    /// reads from here when it does).
+    pub(crate) fn set_monitor_watching(&self, watching: bool) {
+        if watching {
+            let calls = self.read_calls.load(Ordering::Relaxed);
+            self.watched_from.store(calls, Ordering::Relaxed);
+        }
+        self.monitor_watching.store(watching, Ordering::SeqCst);
+    }
+
+    /// Counts a read call (with the read half held), and takes the monitor
+    /// off the socket once [`BUSY_READS`] calls came while it waited
+    /// there: a link read that often has no monitor on its packets' path.
+    #[inline]
+    fn count_read_call(&self) {
+        let calls = self.read_calls.load(Ordering::Relaxed).wrapping_add(1);
+        self.read_calls.store(calls, Ordering::Relaxed);
+        if self.monitor_watching.load(Ordering::Relaxed)
+            && calls.wrapping_sub(self.watched_from.load(Ordering::Relaxed)) >= BUSY_READS
+        {
+            self.kick_monitor_now();
+        }
+    }
+
+    #[cold]
+    fn kick_monitor_now(&self) {
+        if self.monitor_watching.swap(false, Ordering::SeqCst) {
+            if let Some(kick) = self.monitor_kick.get() {
+                kick.set();
+            }
+        }
+    }
+
+    /// Read calls so far, for the monitor to tell whether reads go on at
+    /// the rate that took it off the socket.
+    pub(crate) fn read_calls(&self) -> u64 {
+        self.read_calls.load(Ordering::Relaxed)
     }
 
     /// A receiver of every later change of state.

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::connection::Connection;
 use super::shared_codec::{CodecCache, SharedCodec};
@@ -33,7 +34,7 @@ pub(crate) struct Half<S> {
 }
 
 /// The read half keeps the receive buffer.
-pub(crate) type ReadHalf = Half<FrameReader>;
+pub(crate) type ReadHalf = Half<Inbox>;
 /// The write half keeps the buffer frames are built in, and the rest of a
 /// frame a deadline cut short.
 pub(crate) type WriteHalf = Half<Outbox>;
@@ -99,41 +100,69 @@ pub(crate) struct ReadOutcome<T> {
     pub(crate) drained: bool,
 }
 
+/// The read half's state: the frame reader with its receive buffer, and
+/// how many frames this side had written when the last frame was read (a
+/// reply is due while more have been written since).
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    frames: FrameReader,
+    replied_to: u64,
+}
+
 impl ReadHalf {
     /// The receive buffer, for a look from the endpoint.
     pub(crate) fn buffered(&self) -> &[u8] {
-        self.state.buffered()
+        self.state.frames.buffered()
     }
 
     /// One read: the frame reader serves `request` from the buffer and the
     /// connection, and `decode` turns the frame into the caller's value
     /// with the half's codec. The codec and the read limit are resolved
-    /// once, here.
+    /// once, here. A read that must wait spins for up to `spin` first, but
+    /// only while a reply is due: this side wrote since the last frame it
+    /// read, or bytes of a frame are arriving.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn read<T>(
         &mut self,
         shared: &SharedCodec,
         counters: &Counters,
         deadline: Deadline,
+        spin: Duration,
         request: Request<'_>,
         limit: usize,
         decode: impl FnOnce(Cow<'_, [u8]>, &Codec) -> Result<T>,
     ) -> ReadOutcome<T> {
-        let Some((conn, codec, frames)) = self.parts(shared) else {
+        let Some((conn, codec, inbox)) = self.parts(shared) else {
             return ReadOutcome {
                 result: Err(Error::NotConnected),
                 drained: false,
             };
         };
+        let (mut written, mut now) = (0, Duration::ZERO);
+        if !spin.is_zero() {
+            written = counters
+                .frames_written
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if written != inbox.replied_to || !inbox.frames.buffered().is_empty() {
+                now = spin;
+            }
+        }
         let mut src = Source {
             conn,
             counters,
             deadline,
+            spin: now,
+            arriving: spin,
         };
+        let frames = &mut inbox.frames;
         let result = frames
             .read(&mut src, request, &codec.separator, limit)
             .and_then(|frame| decode(frame, codec));
-        let drained = frames.at_eof() && frames.buffered().is_empty();
+        if result.is_ok() {
+            inbox.replied_to = written;
+        }
+        let drained = inbox.frames.at_eof() && inbox.frames.buffered().is_empty();
         ReadOutcome { result, drained }
     }
 }
@@ -264,17 +293,21 @@ fn shrink(buf: &mut Vec<u8>) {
 }
 
 /// The connection as the frame reader sees it: reads within the call's
-/// deadline and counts what it receives.
+/// deadline, spinning first for up to `spin` (from the first bytes of a
+/// frame on, `arriving`), and counts what it receives.
 struct Source<'a> {
     conn: &'a Connection,
     counters: &'a Counters,
     deadline: Deadline,
+    spin: Duration,
+    arriving: Duration,
 }
 
 impl Read for Source<'_> {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.conn.read(buf, self.deadline)?;
+        let n = self.conn.read(buf, self.deadline, self.spin)?;
+        self.spin = self.arriving;
         // Only ever written with the read half locked.
         Counters::add_exclusive(&self.counters.bytes_read, n as u64);
         Ok(n)

@@ -87,7 +87,7 @@ impl Fake {
 struct Side(std::sync::Arc<Fake>);
 
 impl Transport for Side {
-    fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
+    fn read(&self, buf: &mut [u8], deadline: Deadline, _spin: Duration) -> io::Result<usize> {
         let mut state = self.0.state.lock();
         loop {
             if let Some(e) = state.tell() {
@@ -142,7 +142,7 @@ impl Transport for Side {
         })
     }
 
-    fn wait_hangup(&self) -> io::Result<Peek> {
+    fn wait_hangup(&self, _kick: Option<&super::socket::Wake>) -> io::Result<Peek> {
         {
             let mut state = self.0.state.lock();
             while state.untold.is_none() && !state.peer_closed && !state.broken && !state.shut {

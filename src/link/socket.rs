@@ -218,6 +218,40 @@ fn timespec(left: Duration) -> Timespec {
     }
 }
 
+/// How many times a read that spun in vain yields the CPU before it sleeps.
+const YIELDS: u32 = 3;
+
+/// The spin of a read (see `Builder::spin`): `try_now`, a read that never
+/// waits (`Ok(None)` when nothing is there), tried over and over for up
+/// to `spin`, no later than `deadline`, then after each of a few yields.
+/// `Some` with what a try got, `None` if nothing came: the caller then
+/// sleeps as usual.
+fn spin_then(
+    mut try_now: impl FnMut() -> io::Result<Option<usize>>,
+    deadline: Deadline,
+    spin: Duration,
+) -> Option<io::Result<usize>> {
+    let started = std::time::Instant::now();
+    loop {
+        match try_now() {
+            Ok(None) => {}
+            done => return done.transpose(),
+        }
+        if started.elapsed() >= spin || deadline.passed() {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..YIELDS {
+        std::thread::yield_now();
+        match try_now() {
+            Ok(None) => {}
+            done => return done.transpose(),
+        }
+    }
+    None
+}
+
 /// A TLS handshake's I/O: the non-blocking socket of a connection not yet
 /// made a [`Stream`], each wait bounded by the handshake's deadline and
 /// ended by `wake` (a close, or a server making room for a newer

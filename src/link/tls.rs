@@ -20,6 +20,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::socket::{self, Handshaking, Peek, Wake};
 use super::transport::Transport;
@@ -261,7 +262,7 @@ impl Tls {
 }
 
 impl Transport for Tls {
-    fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
+    fn read(&self, buf: &mut [u8], deadline: Deadline, spin: Duration) -> io::Result<usize> {
         // One reader at a time (the read half sees to that), which also
         // keeps a peek from taking the ciphertext this read waits for; a
         // peek only tries this lock.
@@ -272,7 +273,8 @@ impl Transport for Tls {
             if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
                 return read;
             }
-            let eof = rx.pending().is_empty() && rx.fill(|b| self.tcp.read(b, deadline))? == 0;
+            let eof =
+                rx.pending().is_empty() && rx.fill(|b| self.tcp.read(b, deadline, spin))? == 0;
             if let Some(read) = self.absorb(&mut rx, Some(buf))? {
                 return Ok(read);
             }
@@ -341,7 +343,7 @@ impl Transport for Tls {
         loop {
             let mut eof = false;
             if rx.pending().is_empty() {
-                match rx.fill(|b| self.tcp.read(b, Deadline::Now)) {
+                match rx.fill(|b| self.tcp.read(b, Deadline::Now, Duration::ZERO)) {
                     Ok(n) => eof = n == 0,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
                     Err(e) => return Err(e),
@@ -362,8 +364,8 @@ impl Transport for Tls {
         }
     }
 
-    fn wait_hangup(&self) -> io::Result<Peek> {
-        match self.tcp.wait_hangup()? {
+    fn wait_hangup(&self, kick: Option<&Wake>) -> io::Result<Peek> {
+        match self.tcp.wait_hangup(kick)? {
             // What is left to read is ciphertext: ask the session.
             Peek::Data | Peek::Eof => self.peek_now(),
             Peek::Empty => Ok(Peek::Empty),

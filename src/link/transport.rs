@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::net::TcpStream;
+use std::time::Duration;
 
 use super::socket::{self, Peek};
 use crate::deadline::Deadline;
@@ -15,7 +16,9 @@ use crate::deadline::Deadline;
 pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Reads what is there, waiting for something until `deadline`
     /// (`WouldBlock` once it has passed with nothing); 0 at end of file.
-    fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize>;
+    /// With a `spin`, a read that finds nothing first tries again without
+    /// sleeping for up to that long.
+    fn read(&self, buf: &mut [u8], deadline: Deadline, spin: Duration) -> io::Result<usize>;
 
     /// Takes some of `buf` to send, waiting for room until `deadline`
     /// (`WouldBlock` when it took nothing). What it took goes out whole
@@ -38,7 +41,8 @@ pub(crate) trait Transport: Send + Sync + fmt::Debug + 'static {
     /// without consuming: see [`socket::Stream::wait_hangup`]. Bytes
     /// arriving do not wake it where the platform allows
     /// (`WAITS_FOR_HANGUP_ONLY`).
-    fn wait_hangup(&self) -> io::Result<Peek>;
+    /// A set `kick` ends the wait too.
+    fn wait_hangup(&self, kick: Option<&socket::Wake>) -> io::Result<Peek>;
 
     /// After an end of file: true when this side cannot send either, the
     /// sign of a connection that broke (its error told to another call)
@@ -63,8 +67,8 @@ impl Tcp {
 
 impl Transport for Tcp {
     #[inline]
-    fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
-        self.0.read(buf, deadline)
+    fn read(&self, buf: &mut [u8], deadline: Deadline, spin: Duration) -> io::Result<usize> {
+        self.0.read(buf, deadline, spin)
     }
 
     #[inline]
@@ -82,8 +86,8 @@ impl Transport for Tcp {
         self.0.peek_now()
     }
 
-    fn wait_hangup(&self) -> io::Result<Peek> {
-        self.0.wait_hangup()
+    fn wait_hangup(&self, kick: Option<&socket::Wake>) -> io::Result<Peek> {
+        self.0.wait_hangup(kick)
     }
 
     fn send_closed(&self) -> io::Result<bool> {

@@ -42,11 +42,13 @@ impl Endpoint {
         decode: impl FnOnce(Cow<'_, [u8]>, &Codec) -> Result<T>,
     ) -> Result<T> {
         let mut half = self.bound(&self.reader, deadline)?;
-        let limit = self.config.read_limit;
+        self.count_read_call();
+        let (limit, spin) = (self.config.read_limit, self.config.spin);
         let out = half.read(
             &self.codec,
             &self.counters,
             deadline,
+            spin,
             request,
             limit,
             decode,

@@ -23,7 +23,15 @@ fn terminated(
     deadline: Deadline,
 ) -> ReadOutcome<Vec<u8>> {
     let counters = Counters::default();
-    half.read(codec, &counters, deadline, Request::Terminated, 100, line)
+    half.read(
+        codec,
+        &counters,
+        deadline,
+        Duration::ZERO,
+        Request::Terminated,
+        100,
+        line,
+    )
 }
 
 #[test]
@@ -69,12 +77,36 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
     half.rebind(1, Some(conn.clone()));
     peer.write_all(b"line\n").expect("send");
     let sep = Separator::new(b"\n");
-    let first = half.read(&codec, &counters, soon(), Request::Exact(1), 100, line);
+    let first = half.read(
+        &codec,
+        &counters,
+        soon(),
+        Duration::ZERO,
+        Request::Exact(1),
+        100,
+        line,
+    );
     assert_eq!(first.result.expect("a byte"), b"l");
     conn.shutdown();
-    let whole = half.read(&codec, &counters, soon(), Request::Until(&sep), 100, line);
+    let whole = half.read(
+        &codec,
+        &counters,
+        soon(),
+        Duration::ZERO,
+        Request::Until(&sep),
+        100,
+        line,
+    );
     assert_eq!(whole.result.expect("the frame"), b"ine\n");
-    let ended = half.read(&codec, &counters, soon(), Request::ToEnd, 100, line);
+    let ended = half.read(
+        &codec,
+        &counters,
+        soon(),
+        Duration::ZERO,
+        Request::ToEnd,
+        100,
+        line,
+    );
     match ended.result {
         Err(Error::ConnectionLost(e)) => assert_eq!(
             crate::link::connection::ended(&e),

@@ -4,6 +4,7 @@
 //! `shutdown` wakes every thread blocked on the socket, in a call or in
 //! `poll`. Listeners set SO_REUSEADDR.
 
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -47,16 +48,38 @@ impl Stream {
     }
 
     /// Reads what is there, waiting for something until `deadline`
-    /// (`WouldBlock` once it has passed with nothing); 0 at end of file.
+    /// (`WouldBlock` once it has passed with nothing), after spinning for
+    /// up to `spin` (see `spin_then`); 0 at end of file.
     #[inline]
-    pub(crate) fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
+    pub(crate) fn read(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> io::Result<usize> {
+        if !spin.is_zero() && deadline != Deadline::Now {
+            if let Some(read) = spin_then(|| self.try_read(buf), deadline, spin) {
+                return read;
+            }
+        }
         if deadline == Deadline::Forever {
             return (&self.socket).read(buf);
         }
         loop {
+            match self.try_read(buf)? {
+                Some(n) => return Ok(n),
+                None => wait_ready(&self.socket, READABLE, None, deadline)?,
+            }
+        }
+    }
+
+    /// A read that never waits: `None` when nothing is there.
+    #[inline]
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
             match rustix::net::recv(&self.socket, &mut *buf, RecvFlags::DONTWAIT) {
-                Ok((n, _)) => return Ok(n),
-                Err(Errno::AGAIN) => wait_ready(&self.socket, READABLE, None, deadline)?,
+                Ok((n, _)) => return Ok(Some(n)),
+                Err(Errno::AGAIN) => return Ok(None),
                 Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -124,12 +147,20 @@ impl Stream {
     /// keepalive failure `POLLERR`, and a local `shutdown` both (`POLLHUP`
     /// too), and those are reported whether asked for or not. Once the
     /// peer has closed the call returns at once, every time: the caller
-    /// paces its looks while bytes wait unread.
+    /// paces its looks while bytes wait unread. A set `kick` ends the
+    /// wait too (then the look is taken all the same).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
-        let mut fds = [PollFd::new(&self.socket, PollFlags::RDHUP)];
+    pub(crate) fn wait_hangup(&self, kick: Option<&Wake>) -> io::Result<Peek> {
         loop {
-            match poll(&mut fds, None) {
+            let polled = match kick {
+                Some(kick) if kick.is_set() => return self.peek_now(),
+                Some(kick) => poll(
+                    &mut [PollFd::new(&self.socket, PollFlags::RDHUP), kick.poll_fd()],
+                    None,
+                ),
+                None => poll(&mut [PollFd::new(&self.socket, PollFlags::RDHUP)], None),
+            };
+            match polled {
                 Ok(_) => return self.peek_now(),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -138,9 +169,9 @@ impl Stream {
     }
 
     /// Elsewhere on Unix (no `POLLRDHUP`): a blocking peek, which data
-    /// wakes as well.
+    /// wakes as well (so nobody kicks it).
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+    pub(crate) fn wait_hangup(&self, _kick: Option<&Wake>) -> io::Result<Peek> {
         let mut byte = [0u8; 1];
         Ok(match self.socket.peek(&mut byte)? {
             0 => Peek::Eof,
@@ -155,24 +186,38 @@ impl Stream {
 }
 
 /// What ends a wait that no shutdown reaches (a connect or a TLS
-/// handshake under way, before its connection exists): a socket pair, one
-/// end of which a [`Wake::set`] makes readable for good, so every `poll`
-/// that includes it returns, now and later.
+/// handshake under way, before its connection exists; the monitor's wait
+/// for a hang-up, which a busy reader kicks): a descriptor that a
+/// [`Wake::set`] makes readable until cleared, so every `poll` that
+/// includes it returns. On Linux an eventfd (one descriptor), elsewhere a
+/// socket pair.
 #[derive(Debug)]
 pub(crate) struct Wake {
-    rx: UnixStream,
-    tx: UnixStream,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fd: std::os::fd::OwnedFd,
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pair: (UnixStream, UnixStream),
     set: AtomicBool,
 }
 
 impl Wake {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn new() -> io::Result<Wake> {
+        use rustix::event::{eventfd, EventfdFlags};
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Wake {
+            fd,
+            set: AtomicBool::new(false),
+        })
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(crate) fn new() -> io::Result<Wake> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
         Ok(Wake {
-            rx,
-            tx,
+            pair: (rx, tx),
             set: AtomicBool::new(false),
         })
     }
@@ -181,14 +226,31 @@ impl Wake {
         self.set.load(Ordering::Acquire)
     }
 
-    /// Idempotent: the byte goes once, and is never read.
+    /// Idempotent: the descriptor stays readable until [`clear`](Self::clear).
     pub(crate) fn set(&self) {
         if !self.set.swap(true, Ordering::AcqRel) {
-            let _ = (&self.tx).write(&[1]);
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let _ = (&self.pair.1).write(&[1]);
         }
     }
 
+    /// Makes the descriptor unreadable again, so that the wake can be set
+    /// again.
+    pub(crate) fn clear(&self) {
+        let mut buf = [0u8; 8];
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        while matches!(rustix::io::read(&self.fd, &mut buf), Ok(n) if n > 0) {}
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        while matches!((&self.pair.0).read(&mut buf), Ok(n) if n > 0) {}
+        self.set.store(false, Ordering::Release);
+    }
+
     pub(super) fn poll_fd(&self) -> PollFd<'_> {
-        PollFd::new(&self.rx, READABLE)
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return PollFd::new(&self.fd, READABLE);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return PollFd::new(&self.pair.0, READABLE);
     }
 }

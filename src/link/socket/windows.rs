@@ -84,9 +84,24 @@ impl Stream {
     }
 
     /// Reads what is there, waiting for something until `deadline`
-    /// (`WouldBlock` once it has passed); 0 at end of file and after a
-    /// local shutdown (std reads `WSAESHUTDOWN` as 0 too).
-    pub(crate) fn read(&self, buf: &mut [u8], deadline: Deadline) -> io::Result<usize> {
+    /// (`WouldBlock` once it has passed), after spinning for up to `spin`
+    /// (see `spin_then`); 0 at end of file and after a local shutdown (std
+    /// reads `WSAESHUTDOWN` as 0 too).
+    pub(crate) fn read(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> io::Result<usize> {
+        if !spin.is_zero() && deadline != Deadline::Now {
+            let try_read = || match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                done => done.map(Some),
+            };
+            if let Some(read) = spin_then(try_read, deadline, spin) {
+                return read;
+            }
+        }
         loop {
             match (&self.socket).read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -143,7 +158,7 @@ impl Stream {
     /// only with `POLLRDNORM` asked for), so bytes arriving wake it too and
     /// the look finds `Data`: the monitor then paces its looks by its
     /// interval (`WAITS_FOR_HANGUP_ONLY` is false).
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
+    pub(crate) fn wait_hangup(&self, _kick: Option<&Wake>) -> io::Result<Peek> {
         if !self.wake.is_set() {
             self.wait(READABLE, Deadline::Forever)?;
         }
@@ -230,6 +245,12 @@ impl Wake {
     fn drain(&self) {
         let mut buf = [0u8; 16];
         while self.socket.recv(&mut buf).is_ok() {}
+    }
+
+    /// Takes the datagram back, so that the wake can be set again.
+    pub(crate) fn clear(&self) {
+        self.drain();
+        self.set.store(false, std::sync::atomic::Ordering::Release);
     }
 
     pub(super) fn poll_fd(&self) -> PollFd<'_> {
