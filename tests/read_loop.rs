@@ -236,6 +236,25 @@ fn the_handler_runs_only_after_the_callback_has_returned() {
     assert!(after, "the handler ran before the callback returned");
 }
 
+/// A callback that panics has returned too: the handler is called (as
+/// in Python, where a callback's exception is logged and the read loop
+/// starts).
+#[test]
+fn a_callback_that_panics_does_not_hold_the_handler() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = OneClientReadLoopServer::builder()
+        .connect_callback(|_, connected| {
+            if connected {
+                panic!("deliberate panic in the connect callback");
+            }
+        })
+        .start(echo)
+        .expect("server");
+    let mut peer = raw_client(&server);
+    send_line(&mut peer, "still served");
+    assert_eq!(recv_line(&mut peer), "still served");
+}
+
 /// The heartbeat monitor's clock starts once the callback has returned,
 /// as in Python: a slow callback does not use up the client's time (no
 /// message, heartbeats included, is read before it returns).
