@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use support::{raw_client, watchdog, QUIET, WAIT};
+use support::{raw_client, reset, watchdog, QUIET, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
 
@@ -53,6 +53,41 @@ fn read_n_at_end_of_file_returns_nothing_and_ends_the_link_at_once() {
     calls.assert_next_connected(false, WAIT);
     assert!(server.should_be_connected(), "the peer left, not us");
     assert!(server.read(10).unwrap_err().is_connection_error());
+}
+
+/// Python's `write` that finds the connection broken raises and leaves
+/// the link to the monitor; the crate's ends it at once, as a read does:
+/// when the write returns its connection error, the link is down and its
+/// `Disconnected` told (no monitor here).
+#[test]
+fn a_write_that_finds_the_connection_broken_ends_the_link_at_once() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(
+        OneClientServer::builder().monitor_connection_interval(Duration::ZERO),
+    )
+    .expect("server");
+    let events = server.events();
+    let peer = raw_client(&server);
+    assert!(events.recv_timeout(WAIT).expect("connected").is_connected());
+    reset(peer);
+    // The reset reaches the server when it does: the first write that
+    // meets it fails.
+    let deadline = Instant::now() + WAIT;
+    let err = loop {
+        match server.write_str("into the void") {
+            Ok(()) => assert!(Instant::now() < deadline, "no write failed"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_connection_error(), "{err:?}");
+    assert!(!server.connected(), "still connected after a broken write");
+    match events.try_recv() {
+        Ok(ConnectionEvent::Disconnected { reason, .. }) => {
+            assert!(matches!(reason, DisconnectReason::Error(_)), "{reason:?}")
+        }
+        other => panic!("not told by the time write returned: {other:?}"),
+    }
+    assert!(server.should_be_connected(), "the peer broke it, not us");
 }
 
 /// Python's `connected_task` stays done after a client drops, until
