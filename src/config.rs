@@ -37,6 +37,14 @@ pub const LOCALHOST_IPV4: &str = "127.0.0.1";
 pub const LOCALHOST_IPV6: &str = "::1";
 /// The loopback address used unless told otherwise: IPv4.
 pub const DEFAULT_LOCALHOST: &str = LOCALHOST_IPV4;
+/// The Python package's deprecated name of [`DEFAULT_LOCALHOST`], kept so
+/// that a port's old name points to the new one.
+#[deprecated(note = "use DEFAULT_LOCALHOST, as the Python package advises")]
+pub const LOCAL_HOST: &str = DEFAULT_LOCALHOST;
+/// The Python package's deprecated name of [`DEFAULT_TERMINATOR`], kept so
+/// that a port's old name points to the new one.
+#[deprecated(note = "use DEFAULT_TERMINATOR, as the Python package advises")]
+pub const TERMINATOR: &[u8] = DEFAULT_TERMINATOR;
 /// Idle time before TCP keepalive probes start with a dead-peer bound of
 /// zero (the Python package's setting): 60 s.
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(60);

@@ -62,6 +62,8 @@ pub use config::{
     HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME, LOCALHOST_IPV4,
     LOCALHOST_IPV6, MAX_TLS_HANDSHAKES,
 };
+#[allow(deprecated)]
+pub use config::{LOCAL_HOST, TERMINATOR};
 pub use encoding::Encoding;
 pub use ends::admission::SlotPolicy;
 pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};

@@ -5,6 +5,8 @@
 mod support;
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::blocked::{self, In};
@@ -106,6 +108,84 @@ fn b05_client_callback_sees_each_change() {
     assert!(client.should_be_connected(), "the server hung up, not us");
     client.close();
     calls.assert_no_more(Duration::from_millis(100));
+}
+
+/// A client callback that holds its first `true` call until told, and
+/// says when it is entered and whether it has returned.
+struct HeldCallback {
+    entered: crossbeam_channel::Receiver<()>,
+    release: crossbeam_channel::Sender<()>,
+    returned: Arc<AtomicBool>,
+}
+
+impl HeldCallback {
+    fn new() -> (HeldCallback, impl FnMut(&Client, bool) + Send + 'static) {
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+        let returned = Arc::new(AtomicBool::new(false));
+        let flag = returned.clone();
+        let callback = move |_: &Client, connected: bool| {
+            if connected && !flag.load(Ordering::SeqCst) {
+                let _ = entered_tx.send(());
+                // Bounded, so that a broken test fails instead of hanging.
+                let _ = release_rx.recv_timeout(WAIT);
+                flag.store(true, Ordering::SeqCst);
+            }
+        };
+        let held = HeldCallback {
+            entered,
+            release,
+            returned,
+        };
+        (held, callback)
+    }
+}
+
+/// As Python's `start_task`, done once `connect_callback(True)` has run:
+/// `connect()` returns only once the callback's `true` call has returned.
+/// The call is seen blocked while the callback holds it.
+#[test]
+fn connect_returns_only_after_the_callback_has_returned() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let (held, callback) = HeldCallback::new();
+    let builder = testing::client_for(&server).connect_callback(callback);
+    std::thread::scope(|s| {
+        let connecting = blocked::spawn(s, "connect()", In::Futex, move || builder.connect());
+        held.entered
+            .recv_timeout(WAIT)
+            .expect("the callback is called");
+        connecting.assert_not_returned();
+        held.release.send(()).expect("release");
+        let client = connecting.join().expect("connects");
+        assert!(
+            held.returned.load(Ordering::SeqCst),
+            "connect() returned before the callback"
+        );
+        assert!(client.connected());
+    });
+}
+
+/// The background-connecting client does not wait for the callback:
+/// `start()` returns while the callback's `true` call is still running.
+#[test]
+fn start_does_not_wait_for_the_callback() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let (held, callback) = HeldCallback::new();
+    let client = testing::client_for(&server)
+        .connect_callback(callback)
+        .start()
+        .expect("starts");
+    held.entered
+        .recv_timeout(WAIT)
+        .expect("the callback is called");
+    assert!(
+        !held.returned.load(Ordering::SeqCst),
+        "start() waited for the callback"
+    );
+    held.release.send(()).expect("release");
+    client.wait_connected(WAIT).expect("connected");
 }
 
 // ---------------------------------------------------------------- reconnecting

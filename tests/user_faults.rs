@@ -304,6 +304,8 @@ fn b07_concurrent_server_closes_all_wait_for_the_running_callback() {
 /// 1b: "Client::close() joins its threads and waits for a running
 /// callback, as the server's close() does", from eight threads at once.
 /// Regression test for the same bug as the server's (fixed in 3a774f1).
+/// The client connects in the background: `connect()` would return only
+/// once the callback had.
 #[test]
 fn b07_concurrent_client_closes_all_wait_for_the_running_callback() {
     let _w = watchdog(Duration::from_secs(30));
@@ -313,8 +315,8 @@ fn b07_concurrent_client_closes_all_wait_for_the_running_callback() {
     let client = testing::client_for(&server)
         .name("close-waits-cb-client")
         .connect_callback(move |_, connected| callback(connected))
-        .connect()
-        .expect("client connects");
+        .start()
+        .expect("client starts");
     entered.recv_timeout(WAIT).expect("the callback is running");
     concurrent_closes_wait_for_the_callback(|| client.close(), release, &finished);
 }

@@ -58,7 +58,8 @@ impl ReadLoopServerBuilder {
     /// With `Some(max)`, a client that sends no heartbeat (reported by the
     /// handler through
     /// [`handle_received_heartbeat`](OneClientReadLoopServer::handle_received_heartbeat))
-    /// for `max` after connecting or after its last one is closed, with
+    /// for `max` after connecting (once the connect callback has returned
+    /// for it) or after its last one is closed, with
     /// [`DisconnectReason::HeartbeatMissed`]. Python's default `max` is
     /// [`DEFAULT_MAX_HEARTBEAT_INTERVAL`](crate::DEFAULT_MAX_HEARTBEAT_INTERVAL)
     /// (10 s). Default: `None`, off.
@@ -68,7 +69,9 @@ impl ReadLoopServerBuilder {
     }
 
     /// Starts listening; each client is served by a read-loop thread that
-    /// calls `handler` until an error or the client goes.
+    /// calls `handler` until an error or the client goes, from when the
+    /// connect callback has returned for it (see
+    /// [`OneClientReadLoopServer`]).
     pub fn start(self, handler: impl ReadLoopHandler) -> Result<OneClientReadLoopServer> {
         let Builder { mut link, side } = self;
         if side.heartbeat.is_some_and(|max| max.is_zero()) {
@@ -122,6 +125,14 @@ impl ReadLoopServerBuilder {
 /// thread calls the [`ReadLoopHandler`] until it fails or the client
 /// goes (Python's `OneClientReadLoopServer`). Derefs to the server, so
 /// every server and [`Link`](crate::Link) method is at hand.
+///
+/// For each connection the handler is first called once the connect
+/// callback's `true` call for it has returned (as in Python, whose read
+/// loop starts after the callback), so the callback can set up what the
+/// handler needs; the heartbeat monitor's clock starts then too. A
+/// callback that never returns (or waits for the handler) holds that
+/// connection's read loop for as long: its messages wait unread until the
+/// callback returns or the connection ends.
 ///
 /// A handler error closes the client with
 /// [`DisconnectReason::HandlerFailed`] (a panic with
@@ -189,6 +200,10 @@ impl OneClientReadLoopServer {
         let mut seen = 0;
         while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
+            // As in Python, the first message waits for the callback to
+            // have handled the connection, so that it can set up what the
+            // handler needs.
+            ep.wait_callback_returned(ep.connected_call(), Some(epoch));
             // One load per message: the epoch moves when `conn` ends.
             while ep.is_current(epoch) {
                 let call = catch_unwind(AssertUnwindSafe(|| handler.read_and_dispatch(self)));
@@ -219,6 +234,9 @@ impl OneClientReadLoopServer {
         let mut seen = 0;
         while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
+            // As in Python, the clock starts once the callback has handled
+            // the connection: no message is read before (see `read_loop`).
+            ep.wait_callback_returned(ep.connected_call(), Some(epoch));
             let connected_at = Instant::now();
             loop {
                 let last = self

@@ -68,6 +68,9 @@ pub(crate) struct Endpoint {
     watched_from: AtomicU64,
     should_be_connected: AtomicBool,
     events: Events,
+    /// The number of the callback's call for the last `Connected` (see
+    /// [`Events::publish`]), written under the slot lock.
+    connected_call: AtomicU64,
     counters: Counters,
     threads: Threads,
 }
@@ -147,6 +150,7 @@ impl Endpoint {
             config,
             should_be_connected: AtomicBool::new(false),
             events: Events::default(),
+            connected_call: AtomicU64::new(0),
             counters: Counters::default(),
             threads: Threads::default(),
         }
@@ -350,7 +354,26 @@ impl Endpoint {
         self.set_should_be_connected(true);
         Counters::add(&self.counters.connections_accepted, 1);
         log::info!("{}: connected to {peer}", self.log_name);
-        self.events.publish(&ConnectionEvent::Connected { peer });
+        let call = self.events.publish(&ConnectionEvent::Connected { peer });
+        self.connected_call.store(call, Ordering::Release);
+    }
+
+    /// The callback's call for the last connection installed (0 for none,
+    /// or no callback), for [`wait_callback_returned`](Self::wait_callback_returned).
+    /// Read once a connection is seen installed (after `attach`, or
+    /// `next_connection`): it is that connection's, or a newer one's.
+    pub(crate) fn connected_call(&self) -> u64 {
+        self.connected_call.load(Ordering::Acquire)
+    }
+
+    /// Waits until the callback's call number `call` has returned (at
+    /// once with no callback), or, with `epoch`, until the connection
+    /// current at `epoch` ends, or the endpoint closes (which ends it).
+    /// A callback that never returns holds the waiter as long.
+    pub(crate) fn wait_callback_returned(&self, call: u64, epoch: Option<u64>) {
+        // Every install and removal moves the epoch before it publishes.
+        self.events
+            .wait_returned(call, || epoch.is_none_or(|e| self.slot.is_current(e)));
     }
 
     /// Makes `conn` the connection, or turns it away: counted before its

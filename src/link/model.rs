@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::connection::Connection;
 use super::endpoint::{Endpoint, Intent, Takeover};
-use super::events::{ConnectionEvent, DisconnectReason};
+use super::events::{ConnectionEvent, DisconnectReason, Events};
 use super::monitor;
 use super::socket::Peek;
 use super::threads::Threads;
@@ -457,5 +457,36 @@ fn a_reader_waiting_for_a_cause_is_released_by_a_close() {
         ep.close(Intent::Clear);
         let read = reader.join().expect("reader");
         assert!(read.is_err_and(|e| e.is_connection_error()));
+    });
+}
+
+/// A thread waiting for the callback to be done with a connection (the
+/// read loop) is woken by the connection's end, though the callback never
+/// returns: every change is published after it is made, and publishing
+/// wakes the waiters under the lock they check under. Undone (the wake
+/// without that lock), the waiter can check before the change, miss the
+/// wake, and wait for ever: shuttle reports the deadlock.
+#[test]
+fn a_wait_for_the_callback_is_never_left_behind_by_a_change() {
+    use crate::sync::AtomicBool;
+    use std::sync::atomic::Ordering;
+    check(|| {
+        let events = Arc::new(Events::default());
+        // The callback's queue, never served: its calls never return.
+        let _never_run = events.callback_loop("model".into(), |_| {});
+        let call = events.publish(&ConnectionEvent::Connected { peer: peer() });
+        assert_eq!(call, 1);
+        let current = Arc::new(AtomicBool::new(true));
+        let waiter = {
+            let (events, current) = (events.clone(), current.clone());
+            thread::spawn(move || events.wait_returned(call, || current.load(Ordering::SeqCst)))
+        };
+        // The connection ends: changed first, then published.
+        current.store(false, Ordering::SeqCst);
+        events.publish(&ConnectionEvent::Disconnected {
+            peer: peer(),
+            reason: DisconnectReason::PeerClosed,
+        });
+        waiter.join().expect("waiter");
     });
 }
