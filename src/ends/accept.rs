@@ -69,6 +69,10 @@ pub(crate) struct Shaking {
     received: AtomicBool,
     /// Ended to make room for a newer client.
     evicted: AtomicBool,
+    /// Disconnected when its thread has ended (the thread holds the
+    /// sender), so that a newcomer's thread starts only once the one ended
+    /// for it has gone: the threads stay bounded whatever the flood.
+    ended: Receiver<()>,
 }
 
 #[cfg(feature = "tls")]
@@ -85,7 +89,7 @@ impl Handshakes {
         &self,
         peer: SocketAddr,
         stopping: &AtomicBool,
-    ) -> std::result::Result<(Arc<Shaking>, Option<Arc<Shaking>>), String> {
+    ) -> std::result::Result<(Arc<Shaking>, Sender<()>, Option<Arc<Shaking>>), String> {
         let wake = Wake::new().map_err(|e| format!("cannot make its wake socket: {e}"))?;
         let mut running = self.running.lock();
         if stopping.load(Ordering::Acquire) {
@@ -102,16 +106,18 @@ impl Handshakes {
             oldest.wake.set();
             evicted = Some(oldest);
         }
+        let (done, ended) = crossbeam_channel::bounded(0);
         let shaking = Arc::new(Shaking {
             id: running.next,
             peer,
             wake,
             received: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
+            ended,
         });
         running.next += 1;
         running.list.push(shaking.clone());
-        Ok((shaking, evicted))
+        Ok((shaking, done, evicted))
     }
 
     fn end(&self, id: u64) {
@@ -232,8 +238,8 @@ impl Listening {
             self.ep.turned_away(peer, "a client is already connected");
             return;
         }
-        let shaking = match self.handshakes.begin(peer, &self.stopping) {
-            Ok((shaking, evicted)) => {
+        let (shaking, done) = match self.handshakes.begin(peer, &self.stopping) {
+            Ok((shaking, done, evicted)) => {
                 if let Some(evicted) = evicted {
                     log::warn!(
                         "{}: {} TLS handshakes under way: ending the one with {} to make room for {peer}",
@@ -241,8 +247,10 @@ impl Listening {
                         crate::config::MAX_TLS_HANDSHAKES,
                         evicted.peer
                     );
+                    // Ended at once; its thread goes when it next runs.
+                    let _ = evicted.ended.recv_timeout(Duration::from_secs(1));
                 }
-                shaking
+                (shaking, done)
             }
             Err(why) => {
                 self.ep.turned_away(peer, &why);
@@ -253,6 +261,7 @@ impl Listening {
         let timeout = self.ep.config().tls_handshake_timeout;
         let id = shaking.id;
         let spawned = self.ep.spawn("tls", move || {
+            let _done = done;
             let shaken = super::tls::accept(
                 &config,
                 stream,
