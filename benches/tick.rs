@@ -20,7 +20,12 @@
 //!
 //! On Linux it also counts, from `/proc/self/task/*/status`, the context
 //! switches of the monitor threads (`tcpip-monitor …`) and of the whole
-//! process per tick: the wakeups each tick costs.
+//! process per tick (the wakeups each tick costs), and from
+//! `/proc/self/task/*/schedstat` the CPU time of the process per tick.
+//!
+//! With `TICK_SPIN=µs` both of the crate's ends spin that long for a reply
+//! before they sleep (`Builder::spin`); then an idle crate link with the
+//! spin is measured too: the CPU its threads use in 2 s of silence.
 //!
 //! ```text
 //! cargo bench --bench tick                      # 3 runs of 5 s per side at each rate
@@ -28,6 +33,7 @@
 //! TICK_RATES=1000 cargo bench --bench tick      # rates in Hz, 0 = as fast as possible
 //! TICK_DETECT=0 cargo bench --bench tick        # ticks only
 //! TICK_MONITOR=0 cargo bench --bench tick       # the crate's monitor off on both ends
+//! TICK_SPIN=50 cargo bench --bench tick         # the crate's ends spin 50 µs for a reply
 //! cargo bench --bench tick -- --quick           # about 1 s of ticks (or TICK_QUICK=1)
 //! ```
 
@@ -106,6 +112,11 @@ fn monitor_interval() -> Duration {
     }
 }
 
+/// The crate's spin (`TICK_SPIN`, µs): zero unless asked for.
+fn spin() -> Duration {
+    Duration::from_micros(env::<u64>("TICK_SPIN").unwrap_or(0))
+}
+
 struct CrateLink {
     client: Client,
     server: Arc<OneClientServer>,
@@ -119,6 +130,7 @@ impl CrateLink {
             .port(0)
             .name("echo")
             .monitor_connection_interval(monitor_interval())
+            .spin(spin())
             .start()
             .expect("server start");
         let server = Arc::new(server);
@@ -127,6 +139,7 @@ impl CrateLink {
             .port(server.port())
             .name("ctl")
             .monitor_connection_interval(monitor_interval())
+            .spin(spin())
             .connect()
             .expect("client connect");
         server.wait_connected(PATIENCE).expect("server connected");
@@ -284,6 +297,22 @@ fn switches(prefix: &str) -> Option<u64> {
     Some(total)
 }
 
+/// CPU time so far of every thread of this process, in nanoseconds, from
+/// `/proc/self/task/*/schedstat` (its first field). Linux only.
+fn cpu_ns() -> Option<u64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
 // ------------------------------------------------------------------ ticks
 
 /// What one run of one side at one rate measured.
@@ -298,6 +327,9 @@ struct Stats {
     monitor_per_tick: Option<f64>,
     /// Context switches of every thread of the process per tick.
     all_per_tick: Option<f64>,
+    /// CPU time of the process per tick, µs (both ends of the link and
+    /// the measuring thread).
+    cpu_per_tick: Option<f64>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -314,6 +346,7 @@ struct Tally {
     samples: Vec<Duration>,
     monitor: Option<u64>,
     all: Option<u64>,
+    cpu: Option<u64>,
 }
 
 impl Tally {
@@ -329,6 +362,10 @@ impl Tally {
         self.all = add(self.all, before.1, after.1);
     }
 
+    fn add_cpu(&mut self, before: Option<u64>, after: Option<u64>) {
+        self.cpu = (|| Some(self.cpu.unwrap_or(0) + after?.saturating_sub(before?)))();
+    }
+
     fn stats(mut self) -> Stats {
         self.samples.sort_unstable();
         let samples = &self.samples;
@@ -341,6 +378,7 @@ impl Tally {
             max: samples[samples.len() - 1],
             monitor_per_tick: per_tick(self.monitor),
             all_per_tick: per_tick(self.all),
+            cpu_per_tick: per_tick(self.cpu).map(|ns| ns / 1e3),
         }
     }
 }
@@ -370,6 +408,7 @@ fn run_pair(rate: u32, secs: f64, crate_first: bool) -> (Stats, Stats) {
         for side in order {
             let (link, tally) = (&mut links[side], &mut tallies[side]);
             let before = (switches("tcpip-monitor"), switches(""));
+            let cpu_before = cpu_ns();
             let started = Instant::now();
             let mut next = started;
             let mut first = true;
@@ -393,6 +432,7 @@ fn run_pair(rate: u32, secs: f64, crate_first: bool) -> (Stats, Stats) {
                 }
             }
             tally.add_switches(before, (switches("tcpip-monitor"), switches("")));
+            tally.add_cpu(cpu_before, cpu_ns());
         }
         ticked += block;
     }
@@ -435,6 +475,7 @@ fn median_stats(runs: &[Stats]) -> Stats {
         max: pick(|s| s.max),
         monitor_per_tick: pick_f(|s| s.monitor_per_tick),
         all_per_tick: pick_f(|s| s.all_per_tick),
+        cpu_per_tick: pick_f(|s| s.cpu_per_tick),
     }
 }
 
@@ -460,7 +501,7 @@ fn ticks(options: &Options) -> Vec<(u32, Stats, Stats)> {
             for (side, s) in [(Side::Crate, &c), (Side::Plain, &p)] {
                 println!(
                     "run {}/{} {:>8} {}: n={:>6} p50 {:>7} p99 {:>7} p99.9 {:>7} max {:>8} µs; \
-                     switches/tick: monitor {}, all threads {}",
+                     switches/tick: monitor {}, all threads {}; CPU/tick {} µs",
                     run + 1,
                     options.runs,
                     rate_name(*rate),
@@ -472,6 +513,7 @@ fn ticks(options: &Options) -> Vec<(u32, Stats, Stats)> {
                     us(s.max),
                     per_tick(s.monitor_per_tick),
                     per_tick(s.all_per_tick),
+                    per_tick(s.cpu_per_tick),
                 );
             }
             crate_runs.push(c);
@@ -491,12 +533,12 @@ fn print_tick_table(options: &Options, results: &[(u32, Stats, Stats)]) {
         options.runs, options.secs
     );
     println!();
-    println!("| rate | side | ticks | p50 | p99 | p99.9 | max | monitor switches/tick | all switches/tick |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| rate | side | ticks | p50 | p99 | p99.9 | max | monitor switches/tick | all switches/tick | CPU µs/tick |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (rate, c, p) in results {
         for (name, s) in [("crate", c), ("plain std::net", p)] {
             println!(
-                "| {} | {name} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 rate_name(*rate),
                 s.ticks,
                 us(s.p50),
@@ -505,10 +547,11 @@ fn print_tick_table(options: &Options, results: &[(u32, Stats, Stats)]) {
                 us(s.max),
                 per_tick(s.monitor_per_tick),
                 per_tick(s.all_per_tick),
+                per_tick(s.cpu_per_tick),
             );
         }
         println!(
-            "| {} | **crate / plain** | | **{}** | **{}** | **{}** | {} | | |",
+            "| {} | **crate / plain** | | **{}** | **{}** | **{}** | {} | | | |",
             rate_name(*rate),
             ratio(c.p50, p.p50),
             ratio(c.p99, p.p99),
@@ -720,8 +763,35 @@ fn main() {
     if options.detect {
         detection(options.trials);
     }
+    if !spin().is_zero() {
+        idle_with_spin();
+    }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!();
         println!("load average at end: {}", load.trim());
     }
+}
+
+/// An idle crate link whose ends spin, for 2 s after its last tick: the
+/// echo thread waits in a read for the next command (it spins once, for
+/// the spin, after its last reply, then sleeps), the controller reads
+/// nothing. The CPU the process uses is that of sleeping threads.
+fn idle_with_spin() {
+    let mut link = Box::new(CrateLink::start());
+    for _ in 0..WARMUP_TICKS {
+        link.tick();
+    }
+    let before = cpu_ns();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = cpu_ns();
+    if let (Some(b), Some(a)) = (before, after) {
+        println!();
+        println!(
+            "idle link with TICK_SPIN={} µs, both ends waiting 2 s: {:.3} ms of CPU in all ({:.4} % of one core)",
+            spin().as_micros(),
+            (a - b) as f64 / 1e6,
+            (a - b) as f64 / 2e9 * 100.0
+        );
+    }
+    link.finish();
 }
