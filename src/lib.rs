@@ -34,6 +34,8 @@
 // std, socket2 nor rustix has a safe setter for that option. (A Windows
 // unit test reads the option back the same way.)
 #![deny(unsafe_code)]
+// docs.rs (nightly, `--cfg docsrs`): each item behind a feature says so.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -81,6 +83,7 @@ pub mod builder {
 /// TLS (feature `tls`): configurations from PEM files, and the rustls
 /// crate at the version this crate uses, for configurations of your own.
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls {
     pub use crate::ends::tls::{client_config_from_pem, server_config_from_pem};
     pub use rustls;

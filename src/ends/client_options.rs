@@ -100,6 +100,7 @@ impl ClientBuilder {
     /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
     /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
         self.side.tls = Some(super::tls::ClientTls {
             config: super::tls::ClientTlsConfig::Config(config),
@@ -115,6 +116,7 @@ impl ClientBuilder {
     /// key for a server that asks for one, and the name to verify the
     /// server for (`None`: the host).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_from_pem(
         mut self,
         ca: impl Into<std::path::PathBuf>,

@@ -104,6 +104,7 @@ impl<S: ServesOne> Builder<S> {
     /// waits for them, the timeout at most).
     /// Default: plain TCP.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
         self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
         self
@@ -115,6 +116,7 @@ impl<S: ServesOne> Builder<S> {
     /// the certificate chain, its key and, for mutual TLS, the CA that
     /// client certificates must come from.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_from_pem(
         mut self,
         cert: impl Into<std::path::PathBuf>,
