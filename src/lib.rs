@@ -61,11 +61,13 @@ pub use config::{
     LOCALHOST_IPV4, LOCALHOST_IPV6, MAX_TLS_HANDSHAKES,
 };
 pub use encoding::Encoding;
-pub use ends::admission::SlotPolicy;
-pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
+pub use ends::client::builder::ClientBuilder;
+pub use ends::client::reconnect::Backoff;
 pub use ends::client::Client;
+pub use ends::read_loop::builder::ReadLoopServerBuilder;
 pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
-pub use ends::reconnect::Backoff;
+pub use ends::server::admission::SlotPolicy;
+pub use ends::server::builder::ServerBuilder;
 pub use ends::server::OneClientServer;
 pub use error::{Error, Result};
 pub use link::{ConnectionEvent, DisconnectReason, Link, Stats, Within};
@@ -76,8 +78,10 @@ pub use wire::BinaryStruct;
 /// The builder every end shares, and the parts its three forms are made
 /// of.
 pub mod builder {
-    pub use crate::ends::builder::{Builder, ClientSide, Monitored, ReadLoopSide, ServerSide};
-    pub use crate::ends::server_options::ServesOne;
+    pub use crate::ends::builder::{Builder, Monitored};
+    pub use crate::ends::client::builder::ClientSide;
+    pub use crate::ends::read_loop::builder::ReadLoopSide;
+    pub use crate::ends::server::builder::{ServerSide, ServesOne};
 }
 
 /// TLS (feature `tls`): configurations from PEM files, and the rustls

@@ -1,27 +1,15 @@
 //! One builder for every end: [`Builder`] holds the link's settings and
 //! has their setters once; the end it builds (its *side*) holds the rest
-//! and adds its own setters and its start. [`ServerBuilder`],
-//! [`ClientBuilder`] and [`ReadLoopServerBuilder`] are its three forms.
+//! and adds its own setters and its start, in that end's `builder.rs`
+//! ([`ServerBuilder`](crate::ServerBuilder),
+//! [`ClientBuilder`](crate::ClientBuilder) and
+//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder) are its three
+//! forms). This file names no side: the sides name it.
 
 use std::time::Duration;
 
 use crate::config::LinkConfig;
 use crate::encoding::Encoding;
-
-pub use super::client_options::ClientSide;
-pub use super::read_loop::ReadLoopSide;
-pub use super::server_options::ServerSide;
-
-/// Configures a [`OneClientServer`](crate::OneClientServer).
-pub type ServerBuilder = Builder<ServerSide>;
-/// Configures a [`Client`](crate::Client).
-pub type ClientBuilder = Builder<ClientSide>;
-/// Configures a [`OneClientReadLoopServer`](crate::OneClientReadLoopServer):
-/// every server setting, plus heartbeat monitoring. It has no
-/// `monitor_connection_interval`: the read loop is always reading, so it
-/// notices a dropped client itself (as in Python, which runs no monitor
-/// for it).
-pub type ReadLoopServerBuilder = Builder<ReadLoopSide>;
 
 /// The settings of a link and of the end `S` that will hold it. Consuming
 /// setters; nothing is checked or opened until the end's `start()` or
@@ -154,10 +142,6 @@ impl<S> Builder<S> {
 /// The ends that run a connection monitor: servers and clients, not the
 /// read-loop server.
 pub trait Monitored: sealed::Sealed {}
-impl sealed::Sealed for ServerSide {}
-impl sealed::Sealed for ClientSide {}
-impl Monitored for ServerSide {}
-impl Monitored for ClientSide {}
 
 pub(crate) mod sealed {
     /// Keeps the builder's side traits to this crate's sides.
@@ -183,19 +167,24 @@ impl<S: Monitored> Builder<S> {
 mod tests {
     use super::*;
 
+    /// Any side will do: the setters are the same for every form.
+    #[derive(Default)]
+    struct Side;
+
     #[test]
-    fn every_form_shares_the_link_settings() {
-        let server = ServerBuilder::default().name("s").read_limit(7);
-        let client = ClientBuilder::default().name("c").encoding(Encoding::Ascii);
-        let read_loop = ReadLoopServerBuilder::default()
+    fn the_link_setters_set_the_link_settings() {
+        let builder = Builder::<Side>::default()
+            .name("s")
+            .read_limit(7)
+            .encoding(Encoding::Ascii)
             .terminator(b"\n")
             .read_timeout(Some(Duration::from_secs(1)));
         assert_eq!(
-            (server.link.name.as_str(), server.link.read_limit),
+            (builder.link.name.as_str(), builder.link.read_limit),
             ("s", 7)
         );
-        assert_eq!(client.link.encoding, Encoding::Ascii);
-        assert_eq!(read_loop.link.terminator, b"\n");
-        assert_eq!(read_loop.link.read_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(builder.link.encoding, Encoding::Ascii);
+        assert_eq!(builder.link.terminator, b"\n");
+        assert_eq!(builder.link.read_timeout, Some(Duration::from_secs(1)));
     }
 }

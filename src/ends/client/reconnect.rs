@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::client::Target;
+use super::target::Target;
 use crate::error::Chain;
 use crate::link::endpoint::{Endpoint, Takeover};
 

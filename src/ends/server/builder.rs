@@ -1,16 +1,28 @@
-//! The settings of the ends that serve one client ([`ServerBuilder`](crate::ServerBuilder) and
-//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder)): where to
-//! listen, who may connect, what happens when the slot is taken, TLS.
+//! A server's settings and its start: [`ServerBuilder`]. The settings of
+//! every end that serves one client (this one and
+//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder)) are here too,
+//! on [`ServesOne`]: where to listen, who may connect, what happens when
+//! the slot is taken, TLS.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
-use super::admission::{PeerPredicate, SlotPolicy};
-use super::builder::{sealed, Builder};
-use super::server::OneClientServer;
-use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use parking_lot::Mutex;
 
-pub(crate) type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
+use super::accept::Listening;
+use super::admission::{Allowlist, PeerPredicate, SlotPolicy};
+use super::{OneClientServer, ServerCallback};
+use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use crate::ends::builder::{sealed, Builder, Monitored};
+use crate::error::Result;
+use crate::link::endpoint::{Endpoint, Takeover};
+use crate::link::socket;
+
+/// Configures a [`OneClientServer`]: the link's settings
+/// ([`Builder`]), where to listen and who may connect ([`ServesOne`]),
+/// the connect callback and the connection monitor.
+pub type ServerBuilder = Builder<ServerSide>;
 
 /// What a [`ServerBuilder`](crate::ServerBuilder) holds beside the link's settings.
 pub struct ServerSide {
@@ -25,7 +37,7 @@ pub struct ServerSide {
     pub(crate) listeners: Vec<TcpListener>,
     pub(crate) reuse_port: bool,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<super::tls::ServerTls>,
+    pub(crate) tls: Option<crate::ends::tls::ServerTls>,
 }
 
 impl Default for ServerSide {
@@ -43,6 +55,16 @@ impl Default for ServerSide {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+}
+
+impl sealed::Sealed for ServerSide {}
+impl Monitored for ServerSide {}
+
+impl OneClientServer {
+    /// A builder with every default: loopback IPv4, port 0.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
     }
 }
 
@@ -106,7 +128,7 @@ impl<S: ServesOne> Builder<S> {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
-        self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
+        self.side.server_side().tls = Some(crate::ends::tls::ServerTls::Config(config));
         self
     }
 
@@ -123,7 +145,7 @@ impl<S: ServesOne> Builder<S> {
         key: impl Into<std::path::PathBuf>,
         client_ca: Option<std::path::PathBuf>,
     ) -> Self {
-        self.side.server_side().tls = Some(super::tls::ServerTls::Pem {
+        self.side.server_side().tls = Some(crate::ends::tls::ServerTls::Pem {
             cert: cert.into(),
             key: key.into(),
             client_ca,
@@ -244,5 +266,92 @@ impl<S: ServesOne> Builder<S> {
     pub fn reuse_port(mut self, on: bool) -> Self {
         self.side.server_side().reuse_port = on;
         self
+    }
+}
+
+impl ServerBuilder {
+    /// Binds and starts listening; returns once connections are accepted.
+    /// A port in use is [`Error::Io`](crate::Error::Io), naming the address.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .host(LOCALHOST_IPV4)
+    ///     .port(0)
+    ///     .name("Commands")
+    ///     .connect_callback(|server, connected| log::info!("{}: {connected}", server.name()))
+    ///     .start()?;
+    /// assert_ne!(server.port(), 0);
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn start(self) -> Result<OneClientServer> {
+        let Builder { link, side } = self;
+        link.validate()?;
+        #[cfg(feature = "tls")]
+        let tls = side
+            .tls
+            .map(crate::ends::tls::ServerTls::resolve)
+            .transpose()?;
+        let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
+        let takeover = match side.slot_policy {
+            SlotPolicy::RejectNew => Takeover::IfDead,
+            SlotPolicy::ReplaceOld => Takeover::Always,
+        };
+        let (listeners, host) = if side.listeners.is_empty() {
+            let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
+            let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
+            (listeners, side.host)
+        } else {
+            let adopted = side
+                .listeners
+                .into_iter()
+                .map(socket::adopt_listener)
+                .collect::<Result<Vec<_>>>()?;
+            let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
+            (adopted.into_iter().map(|(l, _)| l).collect(), host)
+        };
+        let local_addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
+            .collect();
+        // As in Python: a port picked per socket is ambiguous with several.
+        let port = match local_addrs.as_slice() {
+            [one] => one.port(),
+            _ => side.port,
+        };
+        let place = match local_addrs.as_slice() {
+            [one] => one.to_string(),
+            _ => format!("port {port}"),
+        };
+        let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
+        let listening = Arc::new(Listening {
+            ep: ep.clone(),
+            host,
+            allowlist,
+            takeover,
+            port,
+            local_addrs,
+            listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+            stopping: AtomicBool::new(false),
+            accepting: AtomicUsize::new(0),
+            released: crossbeam_channel::unbounded(),
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            handshakes: Default::default(),
+        });
+        let server = OneClientServer {
+            ep,
+            listening,
+            owner: true,
+        };
+        // On error, dropping `server` closes what was started.
+        server.spawn_threads(side.callback)?;
+        log::info!(
+            "{}: listening on {:?}",
+            server.ep.log_name(),
+            server.listening.local_addrs
+        );
+        Ok(server)
     }
 }

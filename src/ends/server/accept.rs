@@ -253,7 +253,7 @@ impl Listening {
         let timeout = self.ep.config().tls_handshake_timeout;
         let id = shaking.id;
         let spawned = self.ep.spawn("tls", move || {
-            let shaken = super::tls::accept(
+            let shaken = crate::ends::tls::accept(
                 &config,
                 stream,
                 peer,

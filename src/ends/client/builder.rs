@@ -6,14 +6,20 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::{Builder, ClientBuilder};
-use super::client::{Client, ClientCallback, Target};
 use super::reconnect::Backoff;
+use super::target::Target;
+use super::{Client, ClientCallback, Helpers};
 use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST};
+use crate::ends::builder::{sealed, Builder, Monitored};
 use crate::error::{Error, Result};
 use crate::link::endpoint::Takeover;
 use crate::link::socket::Wake;
+
+/// Configures a [`Client`]: the link's settings ([`Builder`]), where to
+/// connect, heartbeats, reconnecting, TLS, the connect callback and the
+/// connection monitor.
+pub type ClientBuilder = Builder<ClientSide>;
 
 /// What a [`ClientBuilder`] holds beside the link's settings.
 pub struct ClientSide {
@@ -26,7 +32,7 @@ pub struct ClientSide {
     pub(crate) stream: Option<TcpStream>,
     pub(crate) local_addr: Option<SocketAddr>,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<super::tls::ClientTls>,
+    pub(crate) tls: Option<crate::ends::tls::ClientTls>,
 }
 
 impl Default for ClientSide {
@@ -43,6 +49,16 @@ impl Default for ClientSide {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+}
+
+impl sealed::Sealed for ClientSide {}
+impl Monitored for ClientSide {}
+
+impl Client {
+    /// A builder with every default.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
     }
 }
 
@@ -102,8 +118,8 @@ impl ClientBuilder {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
-        self.side.tls = Some(super::tls::ClientTls {
-            config: super::tls::ClientTlsConfig::Config(config),
+        self.side.tls = Some(crate::ends::tls::ClientTls {
+            config: crate::ends::tls::ClientTlsConfig::Config(config),
             server_name: Some(server_name.to_owned()),
         });
         self
@@ -123,8 +139,8 @@ impl ClientBuilder {
         identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
         server_name: Option<&str>,
     ) -> Self {
-        self.side.tls = Some(super::tls::ClientTls {
-            config: super::tls::ClientTlsConfig::Pem {
+        self.side.tls = Some(crate::ends::tls::ClientTls {
+            config: crate::ends::tls::ClientTlsConfig::Pem {
                 ca: ca.into(),
                 identity,
             },
@@ -201,7 +217,7 @@ impl ClientBuilder {
     pub fn connect(mut self) -> Result<Client> {
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts()?;
+        let (link, target, callback, helpers) = self.into_parts()?;
         let conn = match given {
             Some(stream) => target.adopt(stream, &link)?,
             None => target.connect(&link)?,
@@ -209,7 +225,7 @@ impl ClientBuilder {
         let client = Client::new(link, target, callback)?;
         // A fresh endpoint takes its first connection.
         let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
-        client.spawn_link_threads()?;
+        client.spawn_link_threads(helpers)?;
         Ok(client)
     }
 
@@ -234,7 +250,7 @@ impl ClientBuilder {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts()?;
+        let (link, target, callback, helpers) = self.into_parts()?;
         let first = given
             .map(|stream| target.adopt(stream, &link))
             .transpose()?;
@@ -243,7 +259,7 @@ impl ClientBuilder {
             // A fresh endpoint takes its first connection.
             let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
         }
-        client.spawn_link_threads()?;
+        client.spawn_link_threads(helpers)?;
         Ok(client)
     }
 
@@ -291,7 +307,7 @@ impl ClientBuilder {
         Ok(Some((stream, peer)))
     }
 
-    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>)> {
+    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>, Helpers)> {
         let Builder { link, side } = self;
         #[cfg(feature = "tls")]
         let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
@@ -300,12 +316,14 @@ impl ClientBuilder {
             port: side.port,
             local_addr: side.local_addr,
             connect_timeout: side.connect_timeout,
-            heartbeat: side.heartbeat,
-            reconnect: side.reconnect,
             #[cfg(feature = "tls")]
             tls,
             wake: Some(Wake::new()?),
         };
-        Ok((link, target, side.callback))
+        let helpers = Helpers {
+            heartbeat: side.heartbeat,
+            reconnect: side.reconnect,
+        };
+        Ok((link, target, side.callback, helpers))
     }
 }
