@@ -84,7 +84,7 @@ fn reconnecting(port: u16) -> Client {
     Client::builder()
         .port(port)
         .connect_timeout(Duration::from_secs(60))
-        .start()
+        .connect_in_background()
         .expect("client")
 }
 
@@ -155,7 +155,7 @@ fn tls_client(port: u16) -> ClientBuilder {
 fn close_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
     let _w = watchdog(Duration::from_secs(60));
     let (listener, port) = silent_tls_server();
-    let client = tls_client(port).start().expect("client");
+    let client = tls_client(port).connect_in_background().expect("client");
     let _server_side = until_hello(&listener);
     let took = timed(|| client.close());
     assert!(took < PROMPT, "close took {took:?}");
@@ -166,7 +166,7 @@ fn close_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
 fn drop_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
     let _w = watchdog(Duration::from_secs(60));
     let (listener, port) = silent_tls_server();
-    let client = tls_client(port).start().expect("client");
+    let client = tls_client(port).connect_in_background().expect("client");
     let _server_side = until_hello(&listener);
     let took = timed(|| drop(client));
     assert!(took < PROMPT, "drop took {took:?}");

@@ -12,8 +12,10 @@ use crate::config::LinkConfig;
 use crate::encoding::Encoding;
 
 /// The settings of a link and of the end `S` that will hold it. Consuming
-/// setters; nothing is checked or opened until the end's `start()` or
-/// `connect()`, which refuses bad settings before any socket exists.
+/// setters; nothing is checked or opened until the end begins (a
+/// server's `start()`, a client's `connect()` or
+/// `connect_in_background()`), which refuses bad settings before any
+/// socket exists.
 ///
 /// ```
 /// use ts_tcpip::prelude::*;

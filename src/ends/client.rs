@@ -120,7 +120,8 @@ impl Client {
     }
 
     /// Waits for a connection: `Ok` at once if connected, else when the
-    /// next connection is made (by [`start`](crate::builder::Builder::start) or
+    /// next connection is made (by
+    /// [`connect_in_background`](crate::ClientBuilder::connect_in_background) or
     /// reconnecting); [`Error::Timeout`](crate::Error::Timeout) when `timeout` runs out,
     /// [`Error::NotConnected`](crate::Error::NotConnected) if the client is closed meanwhile.
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {

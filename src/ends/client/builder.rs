@@ -1,6 +1,7 @@
 //! A client's settings beside the link's: where to connect, how long to
 //! try, heartbeats, reconnecting, TLS, an existing stream; and the two
-//! ways to begin, `connect()` and `start()`.
+//! ways to begin, `connect()` and `connect_in_background()`; and
+//! `Client::connect(addr)`, the one-line form.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -102,8 +103,9 @@ impl ClientBuilder {
     /// plus the TLS handshake timeout with TLS, plus the system's name
     /// lookup when the host is a name (which has no timeout to give it).
     /// With [`connect`](Builder::connect) the first connection must
-    /// succeed; with [`start`](Builder::start) the first one is made by
-    /// the same thread, so a client may start before its server. Default:
+    /// succeed; with [`connect_in_background`](Self::connect_in_background)
+    /// the first one is made by the same thread, so a client may start
+    /// before its server. Default:
     /// off.
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.side.reconnect = Some(backoff);
@@ -162,7 +164,8 @@ impl ClientBuilder {
 
     /// Uses `stream`, a connection the caller already made (and for
     /// which it set any socket option it wants), as the first
-    /// connection: [`connect`](Self::connect) (or [`start`](Self::start))
+    /// connection: [`connect`](Self::connect) (or
+    /// [`connect_in_background`](Self::connect_in_background))
     /// takes it instead of connecting, sets the link's socket options on
     /// it ([`nodelay`](Builder::nodelay), keepalive, the dead-peer bound,
     /// the timeouts) and puts it in blocking mode. A stream with no peer
@@ -229,24 +232,27 @@ impl ClientBuilder {
         Ok(client)
     }
 
-    /// Returns at once with a client that connects in the background:
-    /// the reconnect thread (with the backoff given to
+    /// Returns at once with a client that connects in the background, and
+    /// reconnects: the reconnect thread (with the backoff given to
     /// [`reconnect`](Self::reconnect), else [`Backoff::default`]) makes the
-    /// first connection too and every later one. For a controller that may
-    /// start before its server; wait with [`Client::wait_connected`] or
-    /// the callback.
+    /// first connection and every later one, until `close()`. For a
+    /// controller that may start before its server; wait with
+    /// [`Client::wait_connected`] or the callback. Settings that cannot
+    /// work (no port, a zero timeout) are refused here, before any thread
+    /// starts; a server that cannot be reached is not an error, only a
+    /// WARN in the log and another attempt.
     ///
     /// ```
     /// use std::time::Duration;
     /// use ts_tcpip::prelude::*;
     /// # let port = { let l = std::net::TcpListener::bind("127.0.0.1:0")?; l.local_addr()?.port() };
-    /// let client = Client::builder().port(port).start()?; // nobody listens yet
+    /// let client = Client::builder().port(port).connect_in_background()?; // nobody listens yet
     /// assert!(!client.connected());
     /// let server = OneClientServer::builder().port(port).start()?;
     /// client.wait_connected(Duration::from_secs(10))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn start(mut self) -> Result<Client> {
+    pub fn connect_in_background(mut self) -> Result<Client> {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
         let given = self.take_stream()?;
