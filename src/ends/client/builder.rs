@@ -3,9 +3,9 @@
 //! ways to begin, `connect()` and `connect_in_background()`; and
 //! `Client::connect(addr)`, the one-line form.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::reconnect::Backoff;
 use super::target::Target;
@@ -57,9 +57,65 @@ impl sealed::Sealed for ClientSide {}
 impl Monitored for ClientSide {}
 
 impl Client {
-    /// A builder with every default.
+    /// A builder with every default: host
+    /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST), no port (set one:
+    /// port 0 is refused when connecting).
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
+    }
+
+    /// Connects to `addr` with every other setting at its default, as
+    /// [`TcpStream::connect`] does: `addr` is anything that resolves to
+    /// socket addresses (`"host:port"`, `("host", port)`, a
+    /// [`SocketAddr`]), and each address is tried in turn until one
+    /// answers, all of them within
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT)
+    /// together. [`host`](Client::host) is then the IP address reached.
+    /// For any other setting, start from [`Client::builder`].
+    ///
+    /// Errors: an address that does not resolve is [`Error::Io`]; port 0
+    /// is [`Error::InvalidArgument`]; otherwise the last address's error,
+    /// [`Error::Io`] naming it (connection refused, timed out).
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder().start()?;
+    /// let client = Client::connect(("127.0.0.1", server.port()))?;
+    /// assert!(client.connected());
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Client> {
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::at_address("resolve", "the address given", e))?
+            .collect();
+        let deadline = Instant::now() + DEFAULT_CONNECT_TIMEOUT;
+        let mut last = None;
+        for addr in addrs {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                break;
+            };
+            let attempt = Client::builder()
+                .host(&addr.ip().to_string())
+                .port(addr.port())
+                .connect_timeout(left)
+                .connect();
+            match attempt {
+                Ok(client) => return Ok(client),
+                // Port 0 is the same on every address.
+                Err(e @ Error::InvalidArgument(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address given resolves to no address",
+            ))
+        }))
     }
 }
 
