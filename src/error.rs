@@ -65,12 +65,13 @@ pub enum Error {
     /// Not a connection error; the connection stays open.
     WritePending(Box<WritePending>),
     /// An argument was refused: unknown encoding name, empty terminator,
-    /// unresolvable host, and so on.
+    /// a setting that cannot work (port 0 on a client, a local address of
+    /// another family than the host's), and so on.
     // A thin pointer, not a `Box<str>`, keeps the enum at 16 bytes.
     #[allow(clippy::box_collection)]
     InvalidArgument(Box<String>),
-    /// Any other I/O error: bind, connect (naming the address), socket
-    /// options.
+    /// Any other I/O error: bind and connect (naming the address), a host
+    /// name that does not resolve (naming the host), socket options.
     Io(io::Error),
 }
 

@@ -81,3 +81,24 @@ fn client_connect_fails_as_the_builder_does() {
         other => panic!("no address: expected an I/O error, got {other:?}"),
     }
 }
+
+/// A host name that does not resolve is an I/O error naming the host,
+/// as a refused connection is (not `InvalidArgument`: the setting may be
+/// right and the resolver down), from a client's `connect()` and a
+/// server's `start()` alike.
+#[test]
+fn a_name_that_does_not_resolve_is_an_io_error_naming_the_host() {
+    let _w = watchdog(Duration::from_secs(30));
+    let client = Client::builder().host(NO_SUCH_HOST).port(5000).connect();
+    let server = OneClientServer::builder().host(NO_SUCH_HOST).start();
+    for (end, result) in [("client", client.err()), ("server", server.err())] {
+        match result {
+            Some(e @ Error::Io(_)) => {
+                let text = e.to_string();
+                assert!(text.contains(NO_SUCH_HOST), "{end}: {text}");
+                assert!(!e.is_connection_error(), "{end}: {text}");
+            }
+            other => panic!("{end}: expected an I/O error, got {other:?}"),
+        }
+    }
+}

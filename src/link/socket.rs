@@ -279,19 +279,22 @@ impl Write for Handshaking<'_> {
     }
 }
 
+/// The addresses of `host`. A name the resolver cannot answer for is an
+/// [`Error::Io`] naming the host, as a refused connection is: the name
+/// may be right and the resolver down, so it is no invalid argument.
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     // A literal address needs no resolver (and "::1" has no port syntax).
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let named = format!("host {host:?}");
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| Error::invalid_argument(format!("cannot resolve host {host:?}: {e}")))?
+        .map_err(|e| Error::at_address("resolve", &named, e))?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::invalid_argument(format!(
-            "host {host:?} has no address"
-        )));
+        let none = io::Error::new(io::ErrorKind::NotFound, "no address");
+        return Err(Error::at_address("resolve", named, none));
     }
     Ok(addrs)
 }
