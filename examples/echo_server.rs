@@ -25,7 +25,7 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{unescape, with_causes};
+use cli::unescape;
 
 const USAGE: &str = "usage: echo_server PORT [--host H] [--encoding E] [--terminator T] \
                      [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]] [--allow CIDR]... [--replace]";
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     match serve(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_server: {}", with_causes(&e));
+            eprintln!("echo_server: {}", e.chain());
             ExitCode::FAILURE
         }
     }

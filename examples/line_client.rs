@@ -25,7 +25,7 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{unescape, with_causes};
+use cli::unescape;
 
 const USAGE: &str = "usage: line_client HOST PORT [--encoding E] [--terminator T] \
                      [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]]";
@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     match connect(&options).and_then(|client| talk(&client, stdin, stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("line_client: {}", with_causes(&e));
+            eprintln!("line_client: {}", e.chain());
             ExitCode::FAILURE
         }
     }

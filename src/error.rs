@@ -178,6 +178,25 @@ impl Error {
         }
     }
 
+    /// The error and every cause under it, `: `-separated, for a log line
+    /// or a message to a user. Display alone gives this crate's message
+    /// and leaves the cause underneath to [`source`](std::error::Error::source)
+    /// (a TLS handshake's reason, the system's "connection refused"); this
+    /// gives both.
+    ///
+    /// ```
+    /// # let port = { let l = std::net::TcpListener::bind("127.0.0.1:0")?; l.local_addr()?.port() };
+    /// // Nobody listens on `port`.
+    /// let e = ts_tcpip::Client::connect(("127.0.0.1", port)).unwrap_err();
+    /// assert_eq!(e.to_string(), format!("I/O error: cannot connect to 127.0.0.1:{port}"));
+    /// let text = e.chain().to_string();
+    /// assert!(text.starts_with(&format!("I/O error: cannot connect to 127.0.0.1:{port}: ")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        Chain(self)
+    }
+
     /// An [`Error::InvalidArgument`] with `message`.
     pub fn invalid_argument(message: impl Into<String>) -> Error {
         Error::InvalidArgument(Box::new(message.into()))
