@@ -14,12 +14,17 @@
 //!
 //! ```
 //! use ts_tcpip::prelude::*;
+//! use ts_tcpip::serde_json::{json, Value};
+//!
 //! let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
-//! let client = Client::builder().host(LOCALHOST_IPV4).port(server.port()).connect()?;
+//! let client = Client::connect((LOCALHOST_IPV4, server.port()))?;
 //! // Reads on a side with no peer fail at once: wait for the accept.
 //! server.wait_connected(std::time::Duration::from_secs(5))?;
 //! client.write_str("hello")?;
 //! assert_eq!(server.read_str()?, "hello");
+//! server.write_json(&json!({"ok": true}))?;
+//! let reply: Value = client.read_json()?;
+//! assert_eq!(reply["ok"], true);
 //! # Ok::<(), ts_tcpip::Error>(())
 //! ```
 //!
@@ -39,6 +44,12 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+// The README's Rust blocks are compiled and run as doc tests (those
+// marked `ignore` excepted), so its first example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod config;
 mod deadline;
 mod encoding;
@@ -52,6 +63,12 @@ mod wire;
 /// The channel crate [`Link::events`] hands out receivers of, at the
 /// version this crate uses, for `select!` and the like.
 pub use crossbeam_channel;
+
+/// The JSON crate of [`Link::read_json`] and [`Link::write_json`], at the
+/// version this crate uses: `ts_tcpip::serde_json::json!` and
+/// `ts_tcpip::serde_json::Value` need no dependency of your own. (Types
+/// of your own still need `serde` with its `derive` feature.)
+pub use serde_json;
 
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_ENCODING,
