@@ -168,7 +168,13 @@ pub fn start(
         .connect_callback(|s, connected| println!("client connected={connected} ({})", s.name()));
     #[cfg(feature = "tls")]
     let builder = match &options.tls {
-        Some(tls) => builder.tls_from_pem(&tls.cert, &tls.key, tls.client_ca.clone()),
+        Some(tls) => {
+            let builder = builder.tls_from_pem(&tls.cert, &tls.key);
+            match &tls.client_ca {
+                Some(ca) => builder.tls_client_ca(ca),
+                None => builder,
+            }
+        }
         None => builder,
     };
     #[cfg(not(feature = "tls"))]

@@ -154,7 +154,14 @@ pub fn connect(options: &Options) -> Result<Client> {
     #[cfg(feature = "tls")]
     let builder = match &options.tls {
         Some(tls) => {
-            builder.tls_from_pem(&tls.ca, tls.identity.clone(), tls.server_name.as_deref())
+            let mut builder = builder.tls_from_pem(&tls.ca);
+            if let Some((cert, key)) = &tls.identity {
+                builder = builder.tls_identity(cert, key);
+            }
+            if let Some(name) = &tls.server_name {
+                builder = builder.tls_server_name(name);
+            }
+            builder
         }
         None => builder,
     };

@@ -147,7 +147,8 @@ fn tls_client(port: u16) -> ClientBuilder {
     Client::builder()
         .port(port)
         .tls_handshake_timeout(Duration::from_secs(60))
-        .tls(std::sync::Arc::new(config), "localhost")
+        .tls(std::sync::Arc::new(config))
+        .tls_server_name("localhost")
 }
 
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]

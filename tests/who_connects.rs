@@ -714,7 +714,8 @@ mod with_tls {
             .expect("server starts");
         let refused = Client::builder()
             .port(server.port())
-            .tls(client_config(&ca, None), "localhost")
+            .tls(client_config(&ca, None))
+            .tls_server_name("localhost")
             .connect();
         assert!(refused.is_err(), "the handshake cannot succeed");
         let stats = server.stats();
@@ -738,7 +739,8 @@ mod with_tls {
         let client = || {
             Client::builder()
                 .port(server.port())
-                .tls(client_config(&ca, None), "localhost")
+                .tls(client_config(&ca, None))
+                .tls_server_name("localhost")
                 .connect()
                 .expect("TLS client")
         };
@@ -772,7 +774,8 @@ mod with_tls {
         let stream = TcpStream::connect(server.local_addrs()[0]).expect("connect");
         let client = Client::builder()
             .stream(stream)
-            .tls(client_config(&ca, None), "localhost")
+            .tls(client_config(&ca, None))
+            .tls_server_name("localhost")
             .connect()
             .expect("TLS over the given stream");
         server.wait_connected(WAIT).expect("served");

@@ -33,7 +33,7 @@ pub struct ClientSide {
     pub(crate) stream: Option<TcpStream>,
     pub(crate) local_addr: Option<SocketAddr>,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::ends::tls::ClientTls>,
+    pub(crate) tls: crate::ends::tls::ClientTlsSettings,
 }
 
 impl Default for ClientSide {
@@ -48,7 +48,7 @@ impl Default for ClientSide {
             stream: None,
             local_addr: None,
             #[cfg(feature = "tls")]
-            tls: None,
+            tls: Default::default(),
         }
     }
 }
@@ -169,41 +169,66 @@ impl ClientBuilder {
     }
 
     /// Speaks TLS with `config` (feature `tls`), verifying the server for
-    /// `server_name`; the handshake is part of each connection attempt and
-    /// bounded by the
+    /// the host it connects to (or the name given to
+    /// [`tls_server_name`](Self::tls_server_name)); the handshake is part
+    /// of each connection attempt and bounded by the
     /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
     /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
-        self.side.tls = Some(crate::ends::tls::ClientTls {
-            config: crate::ends::tls::ClientTlsConfig::Config(config),
-            server_name: Some(server_name.to_owned()),
-        });
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.side.tls.tls = Some(crate::ends::tls::ClientTls::Config(config));
         self
     }
 
     /// [`tls`](Self::tls) with a configuration made from PEM files when
-    /// connecting (see
-    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)):
-    /// the CA to verify the server against, a client certificate chain and
-    /// key for a server that asks for one, and the name to verify the
-    /// server for (`None`: the host).
+    /// connecting: the CA to verify the server against (see
+    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)).
+    /// A file that is missing or holds no certificate makes `connect()`
+    /// fail with [`Error::InvalidArgument`] naming it. Default: plain TCP.
+    ///
+    /// ```no_run
+    /// use ts_tcpip::prelude::*;
+    /// let client = Client::builder()
+    ///     .host("127.0.0.1")
+    ///     .port(5000)
+    ///     .tls_from_pem("ca.pem")
+    ///     .tls_identity("client.pem", "client.key") // for mutual TLS
+    ///     .tls_server_name("localhost")             // default: the host
+    ///     .connect()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_from_pem(
+    pub fn tls_from_pem(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.side.tls.tls = Some(crate::ends::tls::ClientTls::Pem { ca: ca.into() });
+        self
+    }
+
+    /// A client certificate chain and its private key (PEM files), shown
+    /// to a server that asks for one (mutual TLS); with
+    /// [`tls_from_pem`](Self::tls_from_pem) only (a configuration given to
+    /// [`tls`](Self::tls) holds its own), else `connect()` fails with
+    /// [`Error::InvalidArgument`]. Default: none.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_identity(
         mut self,
-        ca: impl Into<std::path::PathBuf>,
-        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
-        server_name: Option<&str>,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
     ) -> Self {
-        self.side.tls = Some(crate::ends::tls::ClientTls {
-            config: crate::ends::tls::ClientTlsConfig::Pem {
-                ca: ca.into(),
-                identity,
-            },
-            server_name: server_name.map(str::to_owned),
-        });
+        self.side.tls.identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The name the server's certificate must be valid for, with
+    /// [`tls_from_pem`](Self::tls_from_pem) or [`tls`](Self::tls) (a DNS
+    /// name or an IP address; without TLS `connect()` fails with
+    /// [`Error::InvalidArgument`]). Default: the [`host`](Self::host).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_server_name(mut self, name: &str) -> Self {
+        self.side.tls.server_name = Some(name.to_owned());
         self
     }
 
@@ -372,7 +397,7 @@ impl ClientBuilder {
     fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>, Helpers)> {
         let Builder { link, side } = self;
         #[cfg(feature = "tls")]
-        let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
+        let tls = side.tls.resolve(&side.host)?;
         let target = Target {
             host: side.host,
             port: side.port,

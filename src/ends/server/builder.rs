@@ -38,6 +38,8 @@ pub struct ServerSide {
     pub(crate) reuse_port: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::ends::tls::ServerTls>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSide {
@@ -54,6 +56,8 @@ impl Default for ServerSide {
             reuse_port: false,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            tls_client_ca: None,
         }
     }
 }
@@ -133,23 +137,48 @@ impl<S: ServesOne> Builder<S> {
     }
 
     /// [`tls`](Self::tls) with a configuration made from PEM files when
-    /// the server starts (see
-    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)):
-    /// the certificate chain, its key and, for mutual TLS, the CA that
-    /// client certificates must come from.
+    /// the server starts: its certificate chain and the chain's private
+    /// key (see
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)).
+    /// A file that is missing or holds no certificate or key makes
+    /// `start()` fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
+    /// it. Default: plain TCP.
+    ///
+    /// ```no_run
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .port(5000)
+    ///     .tls_from_pem("server.pem", "server.key")
+    ///     .tls_client_ca("clients-ca.pem") // mutual TLS
+    ///     .start()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_from_pem(
         mut self,
         cert: impl Into<std::path::PathBuf>,
         key: impl Into<std::path::PathBuf>,
-        client_ca: Option<std::path::PathBuf>,
     ) -> Self {
         self.side.server_side().tls = Some(crate::ends::tls::ServerTls::Pem {
             cert: cert.into(),
             key: key.into(),
-            client_ca,
         });
+        self
+    }
+
+    /// Mutual TLS, with [`tls_from_pem`](Self::tls_from_pem): every client
+    /// must show a certificate issued by a CA of this PEM file, or its
+    /// handshake fails. Without `tls_from_pem` (plain TCP, or a
+    /// configuration given to [`tls`](Self::tls), which says itself which
+    /// clients it takes) `start()` fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). Default:
+    /// none, clients show no certificate.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_ca(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.side.server_side().tls_client_ca = Some(ca.into());
         self
     }
 
@@ -288,10 +317,7 @@ impl ServerBuilder {
         let Builder { link, side } = self;
         link.validate()?;
         #[cfg(feature = "tls")]
-        let tls = side
-            .tls
-            .map(crate::ends::tls::ServerTls::resolve)
-            .transpose()?;
+        let tls = crate::ends::tls::ServerTls::resolve(side.tls, side.tls_client_ca)?;
         let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
         let takeover = match side.slot_policy {
             SlotPolicy::RejectNew => Takeover::IfDead,
