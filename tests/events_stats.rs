@@ -131,12 +131,9 @@ fn stats_count_bytes_frames_and_connections() {
 type Seen = (bool, bool, bool, u64);
 
 /// A connect callback that reports what it sees, and the reports.
-fn observer() -> (
-    impl FnMut(&OneClientServer, bool) + Send + 'static,
-    Receiver<Seen>,
-) {
+fn observer<L: Link + 'static>() -> (impl FnMut(&L, bool) + Send + 'static, Receiver<Seen>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let callback = move |server: &OneClientServer, news: bool| {
+    let callback = move |server: &L, news: bool| {
         let seen = (
             news,
             server.connected(),

@@ -18,9 +18,6 @@ use crate::link::api::{sealed, LinkRef};
 use crate::link::endpoint::{Endpoint, Intent};
 use crate::link::{monitor, DisconnectReason, Link};
 
-/// The connect callback as the builder keeps it.
-pub(crate) type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
-
 /// A TCP/IP server that serves a single client; others are accepted and
 /// closed at once (they see end of file), unless
 /// [`SlotPolicy::ReplaceOld`](crate::SlotPolicy::ReplaceOld) lets a new
@@ -115,11 +112,16 @@ impl OneClientServer {
         }
     }
 
-    fn spawn_threads(&self, callback: Option<ServerCallback>) -> Result<()> {
+    /// The callback's thread, if any (first: it hears of every
+    /// connection), the monitor and the accept threads; logs once
+    /// connections are accepted.
+    pub(crate) fn spawn_threads(
+        &self,
+        callback: Option<Box<dyn FnMut(bool) + Send>>,
+    ) -> Result<()> {
         let ep = &self.ep;
-        if let Some(mut callback) = callback {
-            let view = self.view();
-            ep.spawn_callback(move |c| callback(&view, c))?;
+        if let Some(callback) = callback {
+            ep.spawn_callback(callback)?;
         }
         monitor::spawn(ep)?;
         for listener in self.listening.listeners.lock().iter() {
@@ -127,6 +129,11 @@ impl OneClientServer {
             ep.spawn("accept", move || listening.serve(listener))?;
             self.listening.accepting.fetch_add(1, Ordering::AcqRel);
         }
+        log::info!(
+            "{}: listening on {:?}",
+            ep.log_name(),
+            self.listening.local_addrs
+        );
         Ok(())
     }
 }

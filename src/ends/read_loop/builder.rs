@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::{LoopState, OneClientReadLoopServer, ReadLoopHandler};
 use crate::ends::builder::{sealed, Builder};
-use crate::ends::server::builder::{ServerSide, ServesOne};
+use crate::ends::server::builder::{listen, ServerSide, ServesOne};
 use crate::error::{Error, Result};
 
 /// Configures a [`OneClientReadLoopServer`]: every server setting, plus
@@ -26,11 +26,15 @@ impl OneClientReadLoopServer {
     }
 }
 
+/// The connect callback as the builder keeps it.
+type ReadLoopCallback = Box<dyn FnMut(&OneClientReadLoopServer, bool) + Send>;
+
 /// What a [`ReadLoopServerBuilder`] holds beside the link's settings.
 #[derive(Default)]
 pub struct ReadLoopSide {
     server: ServerSide,
     heartbeat: Option<Duration>,
+    callback: Option<ReadLoopCallback>,
 }
 
 impl sealed::Sealed for ReadLoopSide {}
@@ -54,8 +58,60 @@ impl ReadLoopServerBuilder {
         self
     }
 
+    /// Called on its own thread with `true` when a client connects and
+    /// `false` when it goes, once per change, in order, with the
+    /// read-loop server itself: it can reach what the read loop can, such
+    /// as
+    /// [`handle_received_heartbeat`](OneClientReadLoopServer::handle_received_heartbeat)
+    /// (and, through `Deref`, every [`OneClientServer`](crate::OneClientServer)
+    /// method). A panic in it is logged and changes nothing else; it may
+    /// call `close()` or `close_client()`. Default: none.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientReadLoopServer::builder()
+    ///     .heartbeat_monitor(Some(std::time::Duration::from_secs(10)))
+    ///     // A client counts as heard from when it connects.
+    ///     .connect_callback(|server, connected| {
+    ///         if connected {
+    ///             let _ = server.handle_received_heartbeat();
+    ///         }
+    ///     })
+    ///     .start_fn(|server| server.read_str().map(drop))?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&OneClientReadLoopServer, bool) + Send + 'static,
+    {
+        self.side.callback = Some(Box::new(callback));
+        self
+    }
+
     /// Starts listening; each client is served by a read-loop thread that
     /// calls `handler` until an error or the client goes.
+    ///
+    /// `handler` is any [`ReadLoopHandler`]: a type of your own, or a
+    /// closure whose argument's type is written out
+    /// (`|server: &OneClientReadLoopServer| ..`). A closure whose argument
+    /// is left to inference goes to [`start_fn`](Self::start_fn): Rust
+    /// infers a closure's argument types only from an `Fn` bound on the
+    /// parameter, and `start` takes any handler, not only closures.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// struct Echo;
+    /// impl ReadLoopHandler for Echo {
+    ///     fn read_and_dispatch(&mut self, server: &OneClientReadLoopServer) -> ts_tcpip::Result<()> {
+    ///         let line = server.read_str()?;
+    ///         server.write_str(&line)
+    ///     }
+    /// }
+    /// let server = OneClientReadLoopServer::builder().start(Echo)?;
+    /// let typed = OneClientReadLoopServer::builder()
+    ///     .start(|server: &OneClientReadLoopServer| server.read_str().map(drop))?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     pub fn start(self, handler: impl ReadLoopHandler) -> Result<OneClientReadLoopServer> {
         let Builder { mut link, side } = self;
         if side.heartbeat.is_some_and(|max| max.is_zero()) {
@@ -65,11 +121,7 @@ impl ReadLoopServerBuilder {
         }
         // The read loop notices a dropped client itself, as in Python.
         link.monitor_interval = Duration::ZERO;
-        let server = Builder {
-            link,
-            side: side.server,
-        }
-        .start()?;
+        let server = listen(link, side.server)?;
         let rl = OneClientReadLoopServer {
             state: Arc::new(LoopState {
                 server,
@@ -78,12 +130,19 @@ impl ReadLoopServerBuilder {
             }),
             owner: true,
         };
+        let callback = side.callback.map(|mut callback| {
+            let view = rl.view();
+            Box::new(move |connected| callback(&view, connected)) as _
+        });
+        // On error, dropping `rl` closes what was started.
+        rl.state.server.spawn_threads(callback)?;
         rl.spawn_threads(handler)?;
         Ok(rl)
     }
 
-    /// [`start`](Self::start) with a closure, whose argument type is
-    /// inferred here (a closure given to `start` needs it written out).
+    /// [`start`](Self::start) with a closure, whose argument's type is
+    /// inferred here (a closure given to `start` needs it written out: see
+    /// there why).
     ///
     /// ```
     /// use ts_tcpip::prelude::*;

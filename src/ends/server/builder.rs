@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 
 use super::accept::Listening;
 use super::admission::{Allowlist, PeerPredicate, SlotPolicy};
-use super::{OneClientServer, ServerCallback};
-use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use super::OneClientServer;
+use crate::config::{LinkConfig, DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
 use crate::ends::builder::{sealed, Builder, Monitored};
 use crate::error::Result;
 use crate::link::endpoint::{Endpoint, Takeover};
@@ -23,6 +23,9 @@ use crate::link::socket;
 /// ([`Builder`]), where to listen and who may connect ([`ServesOne`]),
 /// the connect callback and the connection monitor.
 pub type ServerBuilder = Builder<ServerSide>;
+
+/// The connect callback as the builder keeps it.
+pub(crate) type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
 
 /// What a [`ServerBuilder`](crate::ServerBuilder) holds beside the link's settings.
 pub struct ServerSide {
@@ -182,18 +185,6 @@ impl<S: ServesOne> Builder<S> {
         self
     }
 
-    /// Called on its own thread with `true` when a client connects and
-    /// `false` when it goes, once per change, in order. A panic in it is
-    /// logged and changes nothing else; it may call `close()` or
-    /// `close_client()`. Default: none.
-    pub fn connect_callback<F>(mut self, callback: F) -> Self
-    where
-        F: FnMut(&OneClientServer, bool) + Send + 'static,
-    {
-        self.side.server_side().callback = Some(Box::new(callback));
-        self
-    }
-
     /// Allows peers whose address is in `cidr`: an IPv4 or IPv6 range
     /// such as `"10.0.0.0/8"`, `"127.0.0.1/32"` or `"::1/128"`, or a bare
     /// address for one host. Repeatable: each range (and each
@@ -299,6 +290,18 @@ impl<S: ServesOne> Builder<S> {
 }
 
 impl ServerBuilder {
+    /// Called on its own thread with `true` when a client connects and
+    /// `false` when it goes, once per change, in order. A panic in it is
+    /// logged and changes nothing else; it may call `close()` or
+    /// `close_client()`. Default: none.
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&OneClientServer, bool) + Send + 'static,
+    {
+        self.side.callback = Some(Box::new(callback));
+        self
+    }
+
     /// Binds and starts listening; returns once connections are accepted.
     /// A port in use is [`Error::Io`](crate::Error::Io), naming the address.
     ///
@@ -314,70 +317,78 @@ impl ServerBuilder {
     /// # Ok::<(), ts_tcpip::Error>(())
     /// ```
     pub fn start(self) -> Result<OneClientServer> {
-        let Builder { link, side } = self;
-        link.validate()?;
-        #[cfg(feature = "tls")]
-        let tls = crate::ends::tls::ServerTls::resolve(side.tls, side.tls_client_ca)?;
-        let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
-        let takeover = match side.slot_policy {
-            SlotPolicy::RejectNew => Takeover::IfDead,
-            SlotPolicy::ReplaceOld => Takeover::Always,
-        };
-        let (listeners, host) = if side.listeners.is_empty() {
-            let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
-            let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
-            (listeners, side.host)
-        } else {
-            let adopted = side
-                .listeners
-                .into_iter()
-                .map(socket::adopt_listener)
-                .collect::<Result<Vec<_>>>()?;
-            let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
-            (adopted.into_iter().map(|(l, _)| l).collect(), host)
-        };
-        let local_addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
-            .collect();
-        // As in Python: a port picked per socket is ambiguous with several.
-        let port = match local_addrs.as_slice() {
-            [one] => one.port(),
-            _ => side.port,
-        };
-        let place = match local_addrs.as_slice() {
-            [one] => one.to_string(),
-            _ => format!("port {port}"),
-        };
-        let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
-        let listening = Arc::new(Listening {
-            ep: ep.clone(),
-            host,
-            allowlist,
-            takeover,
-            port,
-            local_addrs,
-            listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
-            stopping: AtomicBool::new(false),
-            accepting: AtomicUsize::new(0),
-            released: crossbeam_channel::unbounded(),
-            #[cfg(feature = "tls")]
-            tls,
-            #[cfg(feature = "tls")]
-            handshakes: Default::default(),
+        let Builder { link, mut side } = self;
+        let callback = side.callback.take();
+        let server = listen(link, side)?;
+        let callback = callback.map(|mut callback| {
+            let view = server.view();
+            Box::new(move |connected| callback(&view, connected)) as _
         });
-        let server = OneClientServer {
-            ep,
-            listening,
-            owner: true,
-        };
         // On error, dropping `server` closes what was started.
-        server.spawn_threads(side.callback)?;
-        log::info!(
-            "{}: listening on {:?}",
-            server.ep.log_name(),
-            server.listening.local_addrs
-        );
+        server.spawn_threads(callback)?;
         Ok(server)
     }
+}
+
+/// A server bound and listening, its settings checked, with no thread
+/// yet: the caller starts them with `spawn_threads`, once the connect
+/// callback (which may need a handle on more than the server, as the
+/// read loop's does) can be made.
+pub(crate) fn listen(link: LinkConfig, side: ServerSide) -> Result<OneClientServer> {
+    link.validate()?;
+    #[cfg(feature = "tls")]
+    let tls = crate::ends::tls::ServerTls::resolve(side.tls, side.tls_client_ca)?;
+    let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
+    let takeover = match side.slot_policy {
+        SlotPolicy::RejectNew => Takeover::IfDead,
+        SlotPolicy::ReplaceOld => Takeover::Always,
+    };
+    let (listeners, host) = if side.listeners.is_empty() {
+        let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
+        let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
+        (listeners, side.host)
+    } else {
+        let adopted = side
+            .listeners
+            .into_iter()
+            .map(socket::adopt_listener)
+            .collect::<Result<Vec<_>>>()?;
+        let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
+        (adopted.into_iter().map(|(l, _)| l).collect(), host)
+    };
+    let local_addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
+        .collect();
+    // As in Python: a port picked per socket is ambiguous with several.
+    let port = match local_addrs.as_slice() {
+        [one] => one.port(),
+        _ => side.port,
+    };
+    let place = match local_addrs.as_slice() {
+        [one] => one.to_string(),
+        _ => format!("port {port}"),
+    };
+    let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
+    let listening = Arc::new(Listening {
+        ep: ep.clone(),
+        host,
+        allowlist,
+        takeover,
+        port,
+        local_addrs,
+        listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+        stopping: AtomicBool::new(false),
+        accepting: AtomicUsize::new(0),
+        released: crossbeam_channel::unbounded(),
+        #[cfg(feature = "tls")]
+        tls,
+        #[cfg(feature = "tls")]
+        handshakes: Default::default(),
+    });
+    Ok(OneClientServer {
+        ep,
+        listening,
+        owner: true,
+    })
 }
