@@ -65,9 +65,14 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Most bytes a separator may be preceded by before a read fails with
-    /// [`Error::LimitOverrun`](crate::Error::LimitOverrun); also bounds the
-    /// receive buffer. At least 1. Default:
+    /// Most bytes a separator may be preceded by (`read_str`, `read_json`,
+    /// `read_line`, `read_until`) before the read fails with
+    /// [`Error::LimitOverrun`](crate::Error::LimitOverrun), nothing
+    /// consumed: a peer that sends an endless line grows the receive
+    /// buffer to about this much (the limit and the separator, 16 KiB at
+    /// least), no further. Reads that ask for a count or for everything
+    /// are not bounded by it: `read_exact(n)` takes `n` bytes and
+    /// `read_to_end` all the peer sends. At least 1. Default:
     /// [`DEFAULT_READ_LIMIT`](crate::DEFAULT_READ_LIMIT) (64 KiB).
     pub fn read_limit(mut self, bytes: usize) -> Self {
         self.link.read_limit = bytes;
@@ -89,11 +94,13 @@ impl<S> Builder<S> {
     }
 
     /// Bounds how long a peer that stopped answering (powered off, cable
-    /// pulled, host frozen in its kernel) can hold the link, idle or busy.
-    /// Keepalive probes start after half of it and
-    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) of them fit in the
-    /// other half; on Linux, TCP_USER_TIMEOUT also drops a connection
-    /// whose data (or probes) went unacknowledged for this long. When it
+    /// pulled, host frozen in its kernel) can hold the link: idle on every
+    /// platform, busy too on Linux. Keepalive probes start after half of
+    /// it and [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) of them fit in
+    /// the other half; on Linux, TCP_USER_TIMEOUT also drops a connection
+    /// whose data (or probes) went unacknowledged for this long (elsewhere
+    /// data in flight is left to the system's retransmission limit, and
+    /// Windows sets no probe count: its own, 10, stands). When it
     /// fires, blocked reads and writes fail with a connection error and
     /// the link ends with [`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive).
     ///
@@ -123,18 +130,20 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Read timeout of each connection (see
-    /// [`Link::set_read_timeout`](crate::Link::set_read_timeout)). Default:
-    /// `None`, reads wait for data. On a read-loop server a read that
-    /// times out does not close the client: the handler is called again.
+    /// How long each read may take, from the start of the call to its end
+    /// (see [`Link::set_read_timeout`](crate::Link::set_read_timeout)).
+    /// Default: `None`, reads wait for data. On a read-loop server a read
+    /// that times out does not close the client: the handler is called
+    /// again.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.link.read_timeout = timeout;
         self
     }
 
-    /// Write timeout of each connection (see
-    /// [`Link::set_write_timeout`](crate::Link::set_write_timeout)).
-    /// Default: `None`, writes wait for the peer to take the data.
+    /// How long each write may take, from the start of the call to its
+    /// end (see [`Link::set_write_timeout`](crate::Link::set_write_timeout):
+    /// a write cut short keeps the rest of its frame). Default: `None`,
+    /// writes wait for the peer to take the data.
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.link.write_timeout = timeout;
         self
@@ -151,12 +160,17 @@ pub(crate) mod sealed {
 }
 
 impl<S: Monitored> Builder<S> {
-    /// How late, at most, a peer that went away is noticed while bytes
-    /// wait unread or a read is running; on an idle link it is noticed at
-    /// once (within this interval too if a read timeout shorter than it is
-    /// set: the monitor's wait on the socket obeys it). `Duration::ZERO`
-    /// starts no monitor: then only reads, writes and (on a server) the
-    /// next client's arrival notice. Default:
+    /// How late, at most, a peer that closed is noticed while bytes it
+    /// sent wait unread. The monitor waits on the socket for the peer's
+    /// hang-up (no polling: an idle link costs nothing), so a close with
+    /// nothing unread is noticed at once. On Linux data does not wake that
+    /// wait, so a close on a busy link is noticed at once too; with bytes
+    /// still unread the link stays up until they are read, the monitor
+    /// looking again after 1 ms, then twice as long each time, up to this
+    /// interval. Elsewhere data wakes the wait as well, and while bytes
+    /// wait unread the monitor looks once per interval. Timeouts play no
+    /// part in it. `Duration::ZERO` starts no monitor: then only reads,
+    /// writes and (on a server) the next client's arrival notice. Default:
     /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
     /// (100 ms).
     pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {

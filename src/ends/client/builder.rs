@@ -154,10 +154,11 @@ impl ClientBuilder {
     /// After the link drops, a named thread connects again, backing off
     /// as `backoff` says, until it succeeds or the client is closed; the
     /// callback and `events()` hear of each change. While down, reads and
-    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it,
-    /// waiting for an attempt in progress: at most the connect timeout,
-    /// plus the TLS handshake timeout with TLS, plus the system's name
-    /// lookup when the host is a name (which has no timeout to give it).
+    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it
+    /// and ends an attempt under way at once, its connect or its TLS
+    /// handshake; only a name lookup under way (the host a name, not an
+    /// address) is waited for, as the system's resolver cannot be
+    /// interrupted.
     /// With [`connect`](Builder::connect) the first connection must
     /// succeed; with [`connect_in_background`](Self::connect_in_background)
     /// the first one is made by the same thread, so a client may start
@@ -284,7 +285,10 @@ impl ClientBuilder {
 
     /// Connects; returns once connected (Python's `start_task`). Nobody
     /// listening is [`Error::Io`] (connection refused), a silent host
-    /// [`Error::Io`] (timed out), both naming the address.
+    /// [`Error::Io`] (timed out), both naming the address; a host name
+    /// that does not resolve is [`Error::Io`] naming the host. Settings
+    /// that cannot work (no port, a zero timeout) are
+    /// [`Error::InvalidArgument`], before any socket exists.
     ///
     /// ```
     /// use std::time::Duration;

@@ -128,9 +128,10 @@ impl<S: ServesOne> Builder<S> {
     /// failed handshake is counted in `connections_rejected` and logged
     /// with the peer and the reason; the served client is undisturbed. At
     /// most [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES) run at once:
-    /// a client that arrives beyond them is turned away and counted the
-    /// same way. `close()` ends the handshakes under way (on Windows it
-    /// waits for them, the timeout at most).
+    /// a client that arrives beyond them ends the oldest handshake whose
+    /// client has said nothing yet (counted and logged the same way), so
+    /// silent connections can neither pile up threads nor keep a real
+    /// client out. `close()` ends the handshakes under way at once.
     /// Default: plain TCP.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
