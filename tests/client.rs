@@ -1,4 +1,4 @@
-//! The client, SPEC section 2 B18 and section 4: connecting, closing,
+//! The client (behaviour B18 of ARCHITECTURE.md): connecting, closing,
 //! heartbeats, its callback (B5), reconnecting (also the first connect,
 //! with `connect_in_background()`) and the backoff.
 
