@@ -18,6 +18,9 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// One way of calling `Client::connect`.
+type Connect = Box<dyn Fn() -> Result<Client>>;
+
 #[test]
 fn client_connect_takes_an_address_as_tcp_stream_connect_does() {
     let _w = watchdog(Duration::from_secs(30));
@@ -27,7 +30,7 @@ fn client_connect_takes_an_address_as_tcp_stream_connect_does() {
         .expect("server");
     let port = server.port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let forms: [(&str, Box<dyn Fn() -> Result<Client>>); 3] = [
+    let forms: [(&str, Connect); 3] = [
         (
             "(host, port)",
             Box::new(move || Client::connect(("127.0.0.1", port))),

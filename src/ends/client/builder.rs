@@ -127,7 +127,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Server port; must be set (0 is refused when connecting).
+    /// Server port; must be set: the default, 0, is refused when
+    /// connecting (unless a [`stream`](Self::stream) gives the port).
     pub fn port(mut self, port: u16) -> Self {
         self.side.port = port;
         self

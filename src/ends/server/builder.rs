@@ -101,7 +101,8 @@ impl<S: ServesOne> Builder<S> {
     /// Listen on every interface, on an IPv4 and an IPv6 socket (Python's
     /// `host=None`). With port 0 each socket gets its own port, so
     /// [`OneClientServer::port`] is 0: see
-    /// [`OneClientServer::local_addrs`].
+    /// [`OneClientServer::local_addrs`]. Default: off, the server listens
+    /// on [`host`](Self::host).
     pub fn any_host(mut self) -> Self {
         self.side.server_side().host = None;
         self
