@@ -60,8 +60,9 @@ impl ReadLoopServerBuilder {
 
     /// Called on its own thread with `true` when a client connects and
     /// `false` when it goes, once per change, in order, with the
-    /// read-loop server itself: it can reach what the read loop can, such
-    /// as
+    /// read-loop server itself, as the handler gets it: code written for
+    /// the handler's argument works here too, and the callback reaches
+    /// what only the read-loop server has, such as
     /// [`handle_received_heartbeat`](OneClientReadLoopServer::handle_received_heartbeat)
     /// (and, through `Deref`, every [`OneClientServer`](crate::OneClientServer)
     /// method). A panic in it is logged and changes nothing else; it may
@@ -69,15 +70,22 @@ impl ReadLoopServerBuilder {
     ///
     /// ```
     /// use ts_tcpip::prelude::*;
+    /// /// What a client is told on arrival and when it asks.
+    /// fn send_state(server: &OneClientReadLoopServer) -> ts_tcpip::Result<()> {
+    ///     server.write_str("state idle")
+    /// }
     /// let server = OneClientReadLoopServer::builder()
-    ///     .heartbeat_monitor(Some(std::time::Duration::from_secs(10)))
-    ///     // A client counts as heard from when it connects.
     ///     .connect_callback(|server, connected| {
     ///         if connected {
-    ///             let _ = server.handle_received_heartbeat();
+    ///             let _ = send_state(server);
     ///         }
     ///     })
-    ///     .start_fn(|server| server.read_str().map(drop))?;
+    ///     .start_fn(|server| match server.read_str()?.as_str() {
+    ///         "state?" => send_state(server),
+    ///         _ => Ok(()),
+    ///     })?;
+    /// let client = Client::connect(("127.0.0.1", server.port()))?;
+    /// assert_eq!(client.read_str()?, "state idle");
     /// # Ok::<(), ts_tcpip::Error>(())
     /// ```
     pub fn connect_callback<F>(mut self, callback: F) -> Self
