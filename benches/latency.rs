@@ -1,7 +1,7 @@
-//! The figures of SPEC section 3 that criterion does not give: how soon
-//! the connect callback hears of a new client and of a peer that closed,
-//! what an idle link costs in CPU, and the threads and memory a server
-//! with a client holds. Prints a markdown table with each SPEC target.
+//! The figures criterion does not give: how soon the connect callback
+//! hears of a new client and of a peer that closed, what an idle link
+//! costs in CPU, and the threads and memory a server with a client holds.
+//! Prints a markdown table with each target (README.md, Performance).
 //!
 //! ```text
 //! cargo bench --bench latency              # about 15 s
@@ -490,7 +490,7 @@ fn machine() -> String {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("| figure | measured | SPEC target | met |");
+    println!("| figure | measured | target | met |");
     println!("| --- | --- | --- | --- |");
     for row in rows {
         let met = match row.met {

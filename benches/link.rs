@@ -1,7 +1,7 @@
-//! The figures of SPEC section 3: every workload runs on `ts_tcpip` and on a
-//! plain `std::net` link (BufReader + write_all, TCP_NODELAY on both ends,
-//! loopback, port 0) in the same criterion group, so the ratio between the
-//! two holds even on a noisy machine.
+//! The workloads of README.md's Performance table: each runs on `ts_tcpip`
+//! and on a plain `std::net` link (BufReader + write_all, TCP_NODELAY on
+//! both ends, loopback, port 0) in the same criterion group, so the ratio
+//! between the two holds even on a noisy machine.
 //!
 //! ```text
 //! cargo bench --bench link                 # everything, a few minutes

@@ -3,9 +3,9 @@
 and `cargo bench --features tls --bench tls`.
 
 Reads criterion's medians (target/criterion/<group>/<bench>/new/estimates.json)
-and prints, for each SPEC section 3 workload, the crate's and plain std::net's
-medians with their confidence intervals, the ratio and whether the target is
-met. Throughput ratios are plain time / crate time (above 1: the crate is
+and prints, for each workload of README.md's tables, the crate's and plain
+std::net's medians with their confidence intervals, the ratio and whether
+the target is met. Throughput ratios are plain time / crate time (above 1: the crate is
 faster); time ratios are crate / plain (below 1: the crate is faster).
 
     cargo bench --bench link && python3 benches/ratios.py [target/criterion]

@@ -55,7 +55,9 @@ fn pair(tls: bool) -> (Client, OneClientServer) {
         let ca = pki::Ca::new("bench CA");
         let id = ca.issue(&["localhost"]);
         server = server.tls(pki::server_config(&id, None));
-        client = client.tls(pki::client_config(&ca, None), "localhost");
+        client = client
+            .tls(pki::client_config(&ca, None))
+            .tls_server_name("localhost");
     }
     let server = server.start().expect("server start");
     let client = client

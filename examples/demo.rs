@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use ts_tcpip::prelude::*;
+use ts_tcpip::serde_json::{self, json};
 use ts_tcpip::Result;
 
 binary_struct! {

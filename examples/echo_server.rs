@@ -30,7 +30,7 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{json_style, unescape, with_causes, Json};
+use cli::{json_style, unescape, Json};
 
 const USAGE: &str = "usage: echo_server PORT [--host H] [--encoding E] [--terminator T] \
                      [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]] [--allow CIDR]... [--replace] \
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     match serve(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_server: {}", with_causes(&e));
+            eprintln!("echo_server: {}", e.chain());
             ExitCode::FAILURE
         }
     }
@@ -178,7 +178,13 @@ pub fn start(
         .connect_callback(|s, connected| println!("client connected={connected} ({})", s.name()));
     #[cfg(feature = "tls")]
     let builder = match &options.tls {
-        Some(tls) => builder.tls_from_pem(&tls.cert, &tls.key, tls.client_ca.clone()),
+        Some(tls) => {
+            let builder = builder.tls_from_pem(&tls.cert, &tls.key);
+            match &tls.client_ca {
+                Some(ca) => builder.tls_client_ca(ca),
+                None => builder,
+            }
+        }
         None => builder,
     };
     #[cfg(not(feature = "tls"))]

@@ -29,7 +29,7 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{json_style, unescape, with_causes, Json};
+use cli::{json_style, unescape, Json};
 
 const USAGE: &str = "usage: line_client HOST PORT [--encoding E] [--terminator T] \
                      [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]] \
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     match connect(&options).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("line_client: {}", with_causes(&e));
+            eprintln!("line_client: {}", e.chain());
             ExitCode::FAILURE
         }
     }
@@ -170,7 +170,14 @@ pub fn connect(options: &Options) -> Result<Client> {
     #[cfg(feature = "tls")]
     let builder = match &options.tls {
         Some(tls) => {
-            builder.tls_from_pem(&tls.ca, tls.identity.clone(), tls.server_name.as_deref())
+            let mut builder = builder.tls_from_pem(&tls.ca);
+            if let Some((cert, key)) = &tls.identity {
+                builder = builder.tls_identity(cert, key);
+            }
+            if let Some(name) = &tls.server_name {
+                builder = builder.tls_server_name(name);
+            }
+            builder
         }
         None => builder,
     };

@@ -24,8 +24,9 @@ pub const DEFAULT_JSON_NON_FINITE: bool = true;
 /// zero, it sleeps at once (see
 /// [`Builder::spin`](crate::builder::Builder::spin)).
 pub const DEFAULT_SPIN: Duration = Duration::ZERO;
-/// How often a busy link is checked for a dropped peer: 100 ms. An idle
-/// link notices at once (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
+/// How late, at most, a peer that closed is noticed while bytes it sent
+/// wait unread: 100 ms. A close with nothing unread is noticed at once
+/// (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
 pub const DEFAULT_MONITOR_CONNECTION_INTERVAL: Duration = Duration::from_millis(100);
 /// Most bytes a separator may be preceded by: 64 KiB (asyncio's limit).
 pub const DEFAULT_READ_LIMIT: usize = 65_536;
@@ -64,10 +65,11 @@ pub const DEFAULT_DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// own, so a silent client never holds up the next one.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes a server runs at once (each on its own thread): a
-/// client that arrives while this many are under way is turned away at
-/// once, counted in `connections_rejected`, so that silent connections
-/// cannot pile up threads. A server serves one client; 16 leaves room for
-/// it among a few stragglers.
+/// client that arrives while this many are under way ends the oldest one
+/// whose client has sent nothing yet (the oldest of all if every one has),
+/// counted in `connections_rejected`, so that silent connections can
+/// neither pile up threads nor keep a real client out. A server serves
+/// one client; 16 leaves room for it among a few stragglers.
 pub const MAX_TLS_HANDSHAKES: usize = 16;
 /// The Python package's longest wait for a client's heartbeat, 10 s: a
 /// value to give `heartbeat_monitor(Some(..))` (the monitoring is off

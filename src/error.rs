@@ -65,12 +65,13 @@ pub enum Error {
     /// Not a connection error; the connection stays open.
     WritePending(Box<WritePending>),
     /// An argument was refused: unknown encoding name, empty terminator,
-    /// unresolvable host, and so on.
+    /// a setting that cannot work (port 0 on a client, a local address of
+    /// another family than the host's), and so on.
     // A thin pointer, not a `Box<str>`, keeps the enum at 16 bytes.
     #[allow(clippy::box_collection)]
     InvalidArgument(Box<String>),
-    /// Any other I/O error: bind, connect (naming the address), socket
-    /// options.
+    /// Any other I/O error: bind and connect (naming the address), a host
+    /// name that does not resolve (naming the host), socket options.
     Io(io::Error),
 }
 
@@ -178,6 +179,25 @@ impl Error {
             Error::IncompleteRead(e) => Some(&e.partial),
             _ => None,
         }
+    }
+
+    /// The error and every cause under it, `: `-separated, for a log line
+    /// or a message to a user. Display alone gives this crate's message
+    /// and leaves the cause underneath to [`source`](std::error::Error::source)
+    /// (a TLS handshake's reason, the system's "connection refused"); this
+    /// gives both.
+    ///
+    /// ```
+    /// # let port = { let l = std::net::TcpListener::bind("127.0.0.1:0")?; l.local_addr()?.port() };
+    /// // Nobody listens on `port`.
+    /// let e = ts_tcpip::Client::connect(("127.0.0.1", port)).unwrap_err();
+    /// assert_eq!(e.to_string(), format!("I/O error: cannot connect to 127.0.0.1:{port}"));
+    /// let text = e.chain().to_string();
+    /// assert!(text.starts_with(&format!("I/O error: cannot connect to 127.0.0.1:{port}: ")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        Chain(self)
     }
 
     /// An [`Error::InvalidArgument`] with `message`.

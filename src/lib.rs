@@ -16,12 +16,17 @@
 //!
 //! ```
 //! use ts_tcpip::prelude::*;
+//! use ts_tcpip::serde_json::{json, Value};
+//!
 //! let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
-//! let client = Client::builder().host(LOCALHOST_IPV4).port(server.port()).connect()?;
+//! let client = Client::connect((LOCALHOST_IPV4, server.port()))?;
 //! // Reads on a side with no peer fail at once: wait for the accept.
 //! server.wait_connected(std::time::Duration::from_secs(5))?;
 //! client.write_str("hello")?;
 //! assert_eq!(server.read_str()?, "hello");
+//! server.write_json(&json!({"ok": true}))?;
+//! let reply: Value = client.read_json()?;
+//! assert_eq!(reply["ok"], true);
 //! # Ok::<(), ts_tcpip::Error>(())
 //! ```
 //!
@@ -36,8 +41,16 @@
 // std, socket2 nor rustix has a safe setter for that option. (A Windows
 // unit test reads the option back the same way.)
 #![deny(unsafe_code)]
+// docs.rs (nightly, `--cfg docsrs`): each item behind a feature says so.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
+
+// The README's Rust blocks are compiled and run as doc tests (those
+// marked `ignore` excepted), so its first example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod config;
 mod deadline;
@@ -54,6 +67,12 @@ mod wire;
 /// version this crate uses, for `select!` and the like.
 pub use crossbeam_channel;
 
+/// The JSON crate of [`Link::read_json`] and [`Link::write_json`], at the
+/// version this crate uses: `ts_tcpip::serde_json::json!` and
+/// `ts_tcpip::serde_json::Value` need no dependency of your own. (Types
+/// of your own still need `serde` with its `derive` feature.)
+pub use serde_json;
+
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_ENCODING,
     DEFAULT_JSON_NON_FINITE, DEFAULT_JSON_STYLE, DEFAULT_LOCALHOST, DEFAULT_MAX_HEARTBEAT_INTERVAL,
@@ -65,11 +84,13 @@ pub use config::{
 #[allow(deprecated)]
 pub use config::{LOCAL_HOST, TERMINATOR};
 pub use encoding::Encoding;
-pub use ends::admission::SlotPolicy;
-pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
+pub use ends::client::builder::ClientBuilder;
+pub use ends::client::reconnect::Backoff;
 pub use ends::client::Client;
+pub use ends::read_loop::builder::ReadLoopServerBuilder;
 pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
-pub use ends::reconnect::Backoff;
+pub use ends::server::admission::SlotPolicy;
+pub use ends::server::builder::ServerBuilder;
 pub use ends::server::OneClientServer;
 pub use error::{Error, Result};
 pub use json_style::JsonStyle;
@@ -81,13 +102,16 @@ pub use wire::BinaryStruct;
 /// The builder every end shares, and the parts its three forms are made
 /// of.
 pub mod builder {
-    pub use crate::ends::builder::{Builder, ClientSide, Monitored, ReadLoopSide, ServerSide};
-    pub use crate::ends::server_options::ServesOne;
+    pub use crate::ends::builder::{Builder, Monitored};
+    pub use crate::ends::client::builder::ClientSide;
+    pub use crate::ends::read_loop::builder::ReadLoopSide;
+    pub use crate::ends::server::builder::{ServerSide, ServesOne};
 }
 
 /// TLS (feature `tls`): configurations from PEM files, and the rustls
 /// crate at the version this crate uses, for configurations of your own.
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls {
     pub use crate::ends::tls::{client_config_from_pem, server_config_from_pem};
     pub use rustls;

@@ -1,6 +1,6 @@
-//! The client, SPEC section 2 B18 and section 4: connecting, closing,
+//! The client (behaviour B18 of ARCHITECTURE.md): connecting, closing,
 //! heartbeats, its callback (B5), reconnecting (also the first connect,
-//! with `start()`) and the backoff.
+//! with `connect_in_background()`) and the backoff.
 
 mod support;
 
@@ -167,15 +167,16 @@ fn connect_returns_only_after_the_callback_has_returned() {
 }
 
 /// The background-connecting client does not wait for the callback:
-/// `start()` returns while the callback's `true` call is still running.
+/// `connect_in_background()` returns while the callback's `true` call is
+/// still running.
 #[test]
-fn start_does_not_wait_for_the_callback() {
+fn connect_in_background_does_not_wait_for_the_callback() {
     let _w = watchdog(Duration::from_secs(30));
     let server = testing::start_server(OneClientServer::builder()).expect("server");
     let (held, callback) = HeldCallback::new();
     let client = testing::client_for(&server)
         .connect_callback(callback)
-        .start()
+        .connect_in_background()
         .expect("starts");
     held.entered
         .recv_timeout(WAIT)
@@ -234,11 +235,11 @@ fn reconnecting_client_comes_back_after_the_server_restarts() {
     assert!(client.is_closed());
 }
 
-/// `start()` returns at once with a client that connects in the
+/// `connect_in_background()` returns at once with a client that connects in the
 /// background: to a server started later, `wait_connected` returns once
 /// it has; the callback and `events()` hear of it.
 #[test]
-fn start_connects_in_the_background_to_a_server_started_later() {
+fn connect_in_background_reaches_a_server_started_later() {
     let _w = watchdog(Duration::from_secs(30));
     let port = {
         let listener = TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
@@ -253,8 +254,8 @@ fn start_connects_in_the_background_to_a_server_started_later() {
             max: Duration::from_millis(50),
         })
         .connect_callback(calls.callback())
-        .start()
-        .expect("start() does not need a server");
+        .connect_in_background()
+        .expect("connect_in_background() does not need a server");
     let events = client.events();
     assert!(!client.connected() && !client.is_closed());
     assert!(matches!(
@@ -284,12 +285,12 @@ fn start_connects_in_the_background_to_a_server_started_later() {
     client.wait_connected(Duration::ZERO).expect("connected");
 }
 
-/// `start()` without `reconnect` uses the default backoff; `close()`
+/// `connect_in_background()` without `reconnect` uses the default backoff; `close()`
 /// stops the attempts and releases a `wait_connected` under way with
 /// NotConnected. The wait is seen blocked before the close, so a wait that
 /// merely began after it cannot pass for a released one.
 #[test]
-fn start_without_a_server_is_stopped_by_close() {
+fn connect_in_background_without_a_server_is_stopped_by_close() {
     let _w = watchdog(Duration::from_secs(30));
     let port = {
         let listener = TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
@@ -297,8 +298,8 @@ fn start_without_a_server_is_stopped_by_close() {
     };
     let client = Client::builder()
         .port(port)
-        .start()
-        .expect("start() does not need a server");
+        .connect_in_background()
+        .expect("connect_in_background() does not need a server");
     std::thread::scope(|s| {
         let waiting = blocked::spawn(s, "wait_connected", In::Futex, || {
             client.wait_connected(Duration::from_secs(60))
@@ -309,8 +310,11 @@ fn start_without_a_server_is_stopped_by_close() {
     });
     assert!(client.is_closed() && !client.connected());
     assert!(
-        matches!(Client::builder().start(), Err(Error::InvalidArgument(_))),
-        "no port: refused by start() too"
+        matches!(
+            Client::builder().connect_in_background(),
+            Err(Error::InvalidArgument(_))
+        ),
+        "no port: refused by connect_in_background() too"
     );
 }
 

@@ -90,7 +90,7 @@ fn reconnecting(port: u16) -> Client {
     Client::builder()
         .port(port)
         .connect_timeout(Duration::from_secs(60))
-        .start()
+        .connect_in_background()
         .expect("client")
 }
 
@@ -153,7 +153,8 @@ fn tls_client(port: u16) -> ClientBuilder {
     Client::builder()
         .port(port)
         .tls_handshake_timeout(Duration::from_secs(60))
-        .tls(std::sync::Arc::new(config), "localhost")
+        .tls(std::sync::Arc::new(config))
+        .tls_server_name("localhost")
 }
 
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
@@ -161,7 +162,7 @@ fn tls_client(port: u16) -> ClientBuilder {
 fn close_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
     let _w = watchdog(Duration::from_secs(60));
     let (listener, port) = silent_tls_server();
-    let client = tls_client(port).start().expect("client");
+    let client = tls_client(port).connect_in_background().expect("client");
     let _server_side = until_hello(&listener);
     let took = timed(|| client.close());
     assert!(took < PROMPT, "close took {took:?}");
@@ -172,7 +173,7 @@ fn close_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
 fn drop_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
     let _w = watchdog(Duration::from_secs(60));
     let (listener, port) = silent_tls_server();
-    let client = tls_client(port).start().expect("client");
+    let client = tls_client(port).connect_in_background().expect("client");
     let _server_side = until_hello(&listener);
     let took = timed(|| drop(client));
     assert!(took < PROMPT, "drop took {took:?}");

@@ -1,7 +1,8 @@
-//! Reads and writes against the state of the link and each other, SPEC
-//! section 2: B8 (no peer: every call fails at once), B9 (a blocked read
-//! or write is released by closing) and B10 (reads and writes on several
-//! threads at once; one write call is never interleaved with another).
+//! Reads and writes against the state of the link and each other
+//! (behaviours of ARCHITECTURE.md): B8 (no peer: every call fails at
+//! once), B9 (a blocked read or write is released by closing) and B10
+//! (reads and writes on several threads at once; one write call is never
+//! interleaved with another).
 
 mod support;
 

@@ -1,8 +1,8 @@
-//! Nothing received is lost, SPEC section 2: B11 (bytes stay buffered
-//! across reads, timeouts and overruns, and after the peer closed), B12
-//! (end of file inside a frame hands back the partial bytes) and B13 (a
-//! line over the read limit consumes nothing), over a real loopback
-//! connection.
+//! Nothing received is lost (behaviours B11 to B13 of ARCHITECTURE.md),
+//! over a real loopback connection: B11, bytes stay buffered across reads,
+//! timeouts and overruns, and after the peer closed; B12, end of file
+//! inside a frame hands back the partial bytes; B13, a line over the read
+//! limit consumes nothing.
 
 mod support;
 

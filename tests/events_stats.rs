@@ -1,7 +1,8 @@
-//! SPEC section 4: `events()`, the `try_` reads and `stats()`; and the
-//! order of state and news: when the callback (or an event) hears of a
-//! change, `connected()`, `should_be_connected()` and `stats()` already
-//! agree with it, whichever way the connection ended.
+//! `events()`, the `try_` reads and `stats()` (its disconnects by reason,
+//! its serialization); and the order of state and news: when the callback
+//! (or an event) hears of a change, `connected()`, `should_be_connected()`
+//! and `stats()` already agree with it, whichever way the connection
+//! ended.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{raw_client, send_line, watchdog, WAIT};
+use support::{raw_client, reset, send_line, watchdog, WAIT};
 use ts_tcpip::crossbeam_channel::{self, Receiver};
 use ts_tcpip::testing;
 use ts_tcpip::*;
@@ -131,12 +132,9 @@ fn stats_count_bytes_frames_and_connections() {
 type Seen = (bool, bool, bool, u64);
 
 /// A connect callback that reports what it sees, and the reports.
-fn observer() -> (
-    impl FnMut(&OneClientServer, bool) + Send + 'static,
-    Receiver<Seen>,
-) {
+fn observer<L: Link + 'static>() -> (impl FnMut(&L, bool) + Send + 'static, Receiver<Seen>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let callback = move |server: &OneClientServer, news: bool| {
+    let callback = move |server: &L, news: bool| {
         let seen = (
             news,
             server.connected(),
@@ -223,4 +221,141 @@ fn state_agrees_with_the_news_inside_the_callback_for_every_way_a_link_ends() {
         }
         expect_seen(&seen, false, false, n + 1, way);
     }
+}
+
+// ------------------------------------------------------------ stats by reason
+
+/// The reason of the next event, which must be a disconnect.
+#[track_caller]
+fn next_reason(events: &Receiver<ConnectionEvent>) -> DisconnectReason {
+    match next(events) {
+        ConnectionEvent::Disconnected { reason, .. } => reason,
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+}
+
+/// The counters by reason, in `Stats`' order, for one assertion.
+fn by_reason(s: &Stats) -> [u64; 8] {
+    [
+        s.peers_closed,
+        s.closed_locally,
+        s.heartbeats_missed,
+        s.peers_unresponsive,
+        s.connection_errors,
+        s.handler_failures,
+        s.handler_panics,
+        s.replaced,
+    ]
+}
+
+/// Each way a connection ends is counted under its reason, and the
+/// reasons add up to `disconnects` (the peer that stops answering is
+/// counted in tests/dead_peer.rs, which can cut a connection).
+#[test]
+fn disconnects_are_counted_by_reason() {
+    let _w = watchdog(Duration::from_secs(60));
+    let server =
+        testing::start_server(OneClientServer::builder().slot_policy(SlotPolicy::ReplaceOld))
+            .expect("server");
+    let events = server.events();
+    let connected = |events: &Receiver<ConnectionEvent>| assert!(next(events).is_connected());
+
+    let peer = raw_client(&server);
+    connected(&events);
+    drop(peer);
+    assert_eq!(next_reason(&events), DisconnectReason::PeerClosed);
+
+    let _peer = raw_client(&server);
+    connected(&events);
+    server.close_client();
+    assert_eq!(next_reason(&events), DisconnectReason::ClosedLocally);
+
+    let _old = raw_client(&server);
+    connected(&events);
+    let new = raw_client(&server);
+    assert_eq!(next_reason(&events), DisconnectReason::Replaced);
+    connected(&events);
+    reset(new);
+    let reason = next_reason(&events);
+    assert!(matches!(reason, DisconnectReason::Error(_)), "{reason:?}");
+
+    let stats = server.stats();
+    assert_eq!(by_reason(&stats), [1, 1, 0, 0, 1, 0, 0, 1], "{stats:?}");
+    assert_eq!(stats.disconnects, 4);
+
+    let server = OneClientReadLoopServer::builder()
+        .heartbeat_monitor(Some(Duration::from_millis(300)))
+        .start_fn(|server| match server.read_str()?.as_str() {
+            "fail" => Err(ts_tcpip::Error::invalid_argument("asked to fail")),
+            "panic" => panic!("asked to panic (a test of a panicking handler)"),
+            _ => server.handle_received_heartbeat(),
+        })
+        .expect("read-loop server");
+    let events = server.events();
+    for line in [Some("fail"), Some("panic"), None] {
+        let mut peer = raw_client(&server);
+        connected(&events);
+        if let Some(line) = line {
+            send_line(&mut peer, line);
+        }
+        next_reason(&events);
+    }
+    let stats = server.stats();
+    assert_eq!(by_reason(&stats), [0, 0, 1, 0, 0, 1, 1, 0], "{stats:?}");
+    assert_eq!(stats.disconnects, by_reason(&stats).iter().sum::<u64>());
+}
+
+/// `Stats` serializes as one flat object with every counter by its field
+/// name (checked against the fields `Debug` lists, so a counter added
+/// later cannot be left out).
+#[test]
+fn stats_serialize_every_counter_by_name() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let client = testing::connect_client(&server, true).expect("client");
+    client.write_str("counted").expect("write");
+    assert_eq!(server.read_str().expect("read"), "counted");
+    client.close();
+    let deadline = Instant::now() + WAIT;
+    while server.stats().disconnects == 0 {
+        assert!(Instant::now() < deadline, "the disconnect was not counted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = server.stats();
+    let json = serde_json::to_value(stats).expect("serializes");
+    let object = json.as_object().expect("an object");
+    let debug = format!("{stats:?}");
+    let fields: Vec<&str> = debug
+        .trim_start_matches("Stats {")
+        .trim_end_matches('}')
+        .split(',')
+        .map(|field| field.split(':').next().expect("name").trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), fields.len(), "{keys:?} against {fields:?}");
+    for field in fields {
+        let value = object
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} missing"));
+        let shown = debug
+            .split(&format!("{field}: "))
+            .nth(1)
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .expect("a value");
+        assert_eq!(value.to_string(), shown, "{field}");
+    }
+    assert_eq!(object["frames_read"], 1);
+    assert_eq!(object["peers_closed"], 1);
+    // In the fields' order, as written.
+    assert_eq!(
+        serde_json::to_string(&Stats::default()).expect("serializes"),
+        concat!(
+            r#"{"bytes_read":0,"bytes_written":0,"frames_read":0,"frames_written":0,"#,
+            r#""connections_accepted":0,"connections_rejected":0,"connections_refused":0,"#,
+            r#""disconnects":0,"peers_closed":0,"closed_locally":0,"heartbeats_missed":0,"#,
+            r#""peers_unresponsive":0,"connection_errors":0,"handler_failures":0,"#,
+            r#""handler_panics":0,"replaced":0}"#,
+        )
+    );
 }

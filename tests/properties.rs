@@ -294,7 +294,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-/// 1b: read_json decodes numbers exactly as the peer wrote them (floats
+/// B15: read_json decodes numbers exactly as the peer wrote them (floats
 /// correctly rounded), and any JSON value survives write_json -> read_json
 /// (UTF-8, terminators that compact JSON never holds raw).
 #[test]

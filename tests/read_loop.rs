@@ -145,8 +145,9 @@ fn a_handler_timeout_does_not_close_the_client() {
     calls.assert_next_connected(false, WAIT);
 }
 
-/// `start_fn` takes a closure without a type on its argument (`start`
-/// needs `|s: &OneClientReadLoopServer|`: E0282 otherwise).
+/// `start_fn` takes a closure without a type on its argument (one given
+/// to `start` needs `|s: &OneClientReadLoopServer|`: Rust infers a
+/// closure's argument types only from an `Fn` bound).
 #[test]
 fn start_fn_infers_the_closure_argument() {
     let _w = watchdog(Duration::from_secs(30));
@@ -179,13 +180,13 @@ struct HeldCallback {
 impl HeldCallback {
     fn new() -> (
         HeldCallback,
-        impl FnMut(&OneClientServer, bool) + Send + 'static,
+        impl FnMut(&OneClientReadLoopServer, bool) + Send + 'static,
     ) {
         let (entered_tx, entered) = crossbeam_channel::unbounded();
         let (release, release_rx) = crossbeam_channel::unbounded::<()>();
         let returned = Arc::new(AtomicBool::new(false));
         let flag = returned.clone();
-        let callback = move |_: &OneClientServer, connected: bool| {
+        let callback = move |_: &OneClientReadLoopServer, connected: bool| {
             if connected {
                 let _ = entered_tx.send(());
                 // Bounded, so that a broken test fails instead of hanging.
@@ -351,4 +352,33 @@ fn read_loop_heartbeat_needs_monitoring_on() {
     ));
     server.close();
     assert!(server.is_closed());
+}
+
+/// The connect callback gets the read-loop server itself, so it reaches
+/// what only the read-loop server has: `handle_received_heartbeat` (Ok
+/// with monitoring on, an error with it off), besides the server's
+/// state, which already agrees with the news.
+#[test]
+fn the_connect_callback_gets_the_read_loop_server_and_its_heartbeats() {
+    let _w = watchdog(Duration::from_secs(30));
+    for monitoring in [true, false] {
+        let (tx, heard) = crossbeam_channel::unbounded();
+        let server = OneClientReadLoopServer::builder()
+            .heartbeat_monitor(monitoring.then_some(WAIT))
+            .connect_callback(move |server, connected| {
+                let recorded = server.handle_received_heartbeat();
+                let _ = tx.send((connected, recorded.is_ok(), server.connected()));
+            })
+            .start(echo)
+            .expect("server");
+        let client = Client::builder()
+            .port(server.port())
+            .connect()
+            .expect("client");
+        let call = heard.recv_timeout(WAIT).expect("the callback's true");
+        assert_eq!(call, (true, monitoring, true), "monitoring {monitoring}");
+        client.close();
+        let call = heard.recv_timeout(WAIT).expect("the callback's false");
+        assert_eq!(call, (false, monitoring, false), "monitoring {monitoring}");
+    }
 }

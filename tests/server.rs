@@ -1,7 +1,7 @@
-//! The server's life with its clients, SPEC section 2: B1 (start binds),
-//! B2 (one client at a time), B19 (the next client after one left) and
-//! B20 (IPv4, IPv6). B3/B4 are in server_monitor.rs, B5-B7 in
-//! server_close.rs, B8-B10 in concurrency.rs, B17 in sockets.rs.
+//! The server's life with its clients (behaviours of ARCHITECTURE.md): B1
+//! (start binds), B2 (one client at a time), B19 (the next client after
+//! one left) and B20 (IPv4, IPv6). B3/B4 are in server_monitor.rs, B5-B7
+//! in server_close.rs, B8-B10 in concurrency.rs, B17 in sockets.rs.
 //!
 //! No sleep synchronises anything: waits are channels, `wait_connected`,
 //! the callback recorder and blocking reads with timeouts. `QUIET` is only

@@ -1,7 +1,8 @@
-//! The connect callback and closing, SPEC section 2: B5 (the callback
-//! fires on each change only, on its own thread), B6 (`close_client`,
-//! `basic_close_client`) and B7 (`close`, drop). What a user can do wrong
-//! inside a callback or with many closers at once is in user_faults.rs.
+//! The connect callback and closing (behaviours of ARCHITECTURE.md): B5
+//! (the callback fires on each change only, on its own thread), B6
+//! (`close_client`, `basic_close_client`) and B7 (`close`, drop). What a
+//! user can do wrong inside a callback or with many closers at once is in
+//! user_faults.rs.
 
 mod support;
 

@@ -1,6 +1,7 @@
-//! Noticing a client that went, SPEC section 2: B3 (the monitor notices
-//! a dropped client within its interval) and B4 (a client that connects
-//! after the old one dropped, before anyone noticed, is accepted).
+//! Noticing a client that went (behaviours B3 and B4 of ARCHITECTURE.md):
+//! the monitor notices a dropped client within its interval, and a client
+//! that connects after the old one dropped, before anyone noticed, is
+//! accepted.
 //!
 //! No sleep synchronises anything. `QUIET` and the measuring window of the
 //! monitor's pace only assert that something does NOT happen, or count

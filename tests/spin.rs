@@ -53,6 +53,7 @@ fn this_thread() -> (u64, Duration) {
 }
 
 /// A peer that echoes every line at once.
+#[cfg(target_os = "linux")]
 fn echoing(peer: std::net::TcpStream) -> thread::JoinHandle<()> {
     peer.set_nodelay(true).expect("nodelay");
     thread::spawn(move || {

@@ -20,7 +20,7 @@ use std::io::ErrorKind;
 use support::blocked::{self, In};
 use support::pki::{
     assert_handshake_failed, assert_refused_by_mutual_tls, client_config, server_config, Ca,
-    Identity, TempDir,
+    Identity,
 };
 use support::{watchdog, WAIT};
 use ts_tcpip::prelude::*;
@@ -55,7 +55,8 @@ fn tls_client(pki: &Pki, port: u16, with_cert: bool) -> ClientBuilder {
     let id = with_cert.then_some(&pki.client);
     Client::builder()
         .port(port)
-        .tls(client_config(&pki.ca, id), "localhost")
+        .tls(client_config(&pki.ca, id))
+        .tls_server_name("localhost")
 }
 
 /// A server and a client connected to it over TLS, the server's accept
@@ -164,7 +165,8 @@ fn a_client_trusting_another_ca_fails_to_connect() {
     let other = Ca::new("another CA");
     let err = Client::builder()
         .port(server.port())
-        .tls(client_config(&other, None), "localhost")
+        .tls(client_config(&other, None))
+        .tls_server_name("localhost")
         .connect()
         .expect_err("the server's certificate is not trusted");
     assert_handshake_failed(&err, "UnknownIssuer");
@@ -185,7 +187,8 @@ fn mutual_tls_refuses_a_client_without_a_certificate_or_with_one_from_another_ca
     for (what, config) in attempts {
         let refused = Client::builder()
             .port(server.port())
-            .tls(config, "localhost")
+            .tls(config)
+            .tls_server_name("localhost")
             .read_timeout(Some(WAIT))
             .connect()
             .and_then(|client| client.read_str());
@@ -414,35 +417,6 @@ fn a_tls_client_reconnects_after_the_server_restarts() {
     server.wait_connected(WAIT).expect("served again");
     client.write_str("back").expect("write");
     assert_eq!(server.read_str().expect("read"), "back");
-}
-
-#[test]
-fn pem_files_make_the_same_link() {
-    let _w = watchdog(Duration::from_secs(60));
-    let pki = pki();
-    let dir = TempDir::new("pem");
-    let ca = dir.write("ca.pem", pki.ca.pem());
-    let cert = dir.write("server.pem", &pki.server.cert_pem);
-    let key = dir.write("server.key", &pki.server.key_pem);
-    let client_cert = dir.write("client.pem", &pki.client.cert_pem);
-    let client_key = dir.write("client.key", &pki.client.key_pem);
-    let server = OneClientServer::builder()
-        .tls_from_pem(&cert, &key, Some(ca.clone()))
-        .start()
-        .expect("server from PEM files");
-    let client = Client::builder()
-        .port(server.port())
-        .tls_from_pem(&ca, Some((client_cert, client_key)), Some("localhost"))
-        .connect()
-        .expect("client from PEM files");
-    server.wait_connected(WAIT).expect("served");
-    client.write_str("pem").expect("write");
-    assert_eq!(server.read_str().expect("read"), "pem");
-    let missing = OneClientServer::builder()
-        .tls_from_pem(dir.path().join("nope.pem"), &key, None)
-        .start()
-        .expect_err("a missing file fails start()");
-    assert!(matches!(missing, Error::InvalidArgument(_)), "{missing:?}");
 }
 
 /// How many threads run a handshake for the server named `name`.

@@ -1,7 +1,7 @@
 //! What a user of the crate can do wrong, and must get away with: a
 //! connect callback that panics or closes the link it reports on, `close()`
 //! from many threads at once (also while the callback runs), a huge
-//! `read_exact` count. B5 and B7 of SPEC section 2, and 1b. (A read-loop
+//! `read_exact` count: behaviours B5 and B7 of ARCHITECTURE.md. (A read-loop
 //! handler that panics: read_loop.rs. Dropping in every order, and the
 //! threads and descriptors each of these leaves: process.rs.)
 
@@ -218,9 +218,9 @@ fn b07_close_from_eight_threads_at_once_closes_once_and_releases_everyone() {
 
 /// Calls `close` from eight threads at once (a barrier) while the connect
 /// callback is busy, and panics if any of them returns before the
-/// callback has finished: B7 and 1b say close() joins every background
-/// thread, waiting for a running callback, and a close() that returns
-/// while the callback still runs breaks that for its caller.
+/// callback has finished: by B7 close() joins every background thread,
+/// waiting for a running callback, and a close() that returns while the
+/// callback still runs breaks that for its caller.
 fn concurrent_closes_wait_for_the_callback(
     close: impl Fn() + Sync,
     release: crossbeam_channel::Sender<()>,
@@ -284,7 +284,7 @@ fn busy_callback() -> (BusyCallback, impl Fn(bool) + Send + 'static) {
     ((entered, release_tx, finished), callback)
 }
 
-/// B7, 1b: every one of eight concurrent `close()` calls returns only
+/// B7: every one of eight concurrent `close()` calls returns only
 /// once the running callback has ended. Regression test: this was a bug,
 /// `Endpoint::join_threads` handed every thread handle to the first caller
 /// and the seven others returned at once (fixed in 3a774f1).
@@ -301,8 +301,8 @@ fn b07_concurrent_server_closes_all_wait_for_the_running_callback() {
     concurrent_closes_wait_for_the_callback(|| server.close(), release, &finished);
 }
 
-/// 1b: "Client::close() joins its threads and waits for a running
-/// callback, as the server's close() does", from eight threads at once.
+/// B7 for a client: its close() joins its threads and waits for a running
+/// callback, as the server's close() does, from eight threads at once.
 /// Regression test for the same bug as the server's (fixed in 3a774f1).
 /// The client connects in the background: `connect()` would return only
 /// once the callback had.
@@ -315,7 +315,7 @@ fn b07_concurrent_client_closes_all_wait_for_the_running_callback() {
     let client = testing::client_for(&server)
         .name("close-waits-cb-client")
         .connect_callback(move |_, connected| callback(connected))
-        .start()
+        .connect_in_background()
         .expect("client starts");
     entered.recv_timeout(WAIT).expect("the callback is running");
     concurrent_closes_wait_for_the_callback(|| client.close(), release, &finished);

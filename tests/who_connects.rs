@@ -535,17 +535,20 @@ fn a_client_from_a_stream_reconnects_to_host_and_port() {
 }
 
 #[test]
-fn a_started_client_takes_its_stream_at_once() {
+fn a_client_connecting_in_the_background_takes_its_stream_at_once() {
     let _w = watchdog(Duration::from_secs(60));
     let server = OneClientServer::builder()
         .host(LOCALHOST_IPV4)
         .start()
         .expect("server starts");
     let stream = TcpStream::connect(server.local_addrs()[0]).expect("connect");
-    let client = Client::builder().stream(stream).start().expect("client");
+    let client = Client::builder()
+        .stream(stream)
+        .connect_in_background()
+        .expect("client");
     assert!(
         client.connected(),
-        "start() installs the stream before returning"
+        "connect_in_background() installs the stream before returning"
     );
     server.wait_connected(WAIT).expect("served");
     exchange(&server, &client, "started");
@@ -711,7 +714,8 @@ mod with_tls {
             .expect("server starts");
         let refused = Client::builder()
             .port(server.port())
-            .tls(client_config(&ca, None), "localhost")
+            .tls(client_config(&ca, None))
+            .tls_server_name("localhost")
             .connect();
         assert!(refused.is_err(), "the handshake cannot succeed");
         let stats = server.stats();
@@ -735,7 +739,8 @@ mod with_tls {
         let client = || {
             Client::builder()
                 .port(server.port())
-                .tls(client_config(&ca, None), "localhost")
+                .tls(client_config(&ca, None))
+                .tls_server_name("localhost")
                 .connect()
                 .expect("TLS client")
         };
@@ -769,7 +774,8 @@ mod with_tls {
         let stream = TcpStream::connect(server.local_addrs()[0]).expect("connect");
         let client = Client::builder()
             .stream(stream)
-            .tls(client_config(&ca, None), "localhost")
+            .tls(client_config(&ca, None))
+            .tls_server_name("localhost")
             .connect()
             .expect("TLS over the given stream");
         server.wait_connected(WAIT).expect("served");

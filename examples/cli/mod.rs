@@ -26,18 +26,6 @@ pub fn unescape(text: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The error and every cause under it (a TLS handshake's reason, say), as
-/// `error: cause: cause`.
-pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text = format!("{text}: {cause}");
-        next = cause.source();
-    }
-    text
-}
-
 /// `--json STYLE`: `compact` or `python`.
 pub fn json_style(name: &str) -> Result<ts_tcpip::JsonStyle, String> {
     match name {

@@ -1,7 +1,10 @@
 //! One builder for every end: [`Builder`] holds the link's settings and
 //! has their setters once; the end it builds (its *side*) holds the rest
-//! and adds its own setters and its start. [`ServerBuilder`],
-//! [`ClientBuilder`] and [`ReadLoopServerBuilder`] are its three forms.
+//! and adds its own setters and its start, in that end's `builder.rs`
+//! ([`ServerBuilder`](crate::ServerBuilder),
+//! [`ClientBuilder`](crate::ClientBuilder) and
+//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder) are its three
+//! forms). This file names no side: the sides name it.
 
 use std::time::Duration;
 
@@ -9,24 +12,11 @@ use crate::config::LinkConfig;
 use crate::encoding::Encoding;
 use crate::json_style::JsonStyle;
 
-pub use super::client_options::ClientSide;
-pub use super::read_loop::ReadLoopSide;
-pub use super::server_options::ServerSide;
-
-/// Configures a [`OneClientServer`](crate::OneClientServer).
-pub type ServerBuilder = Builder<ServerSide>;
-/// Configures a [`Client`](crate::Client).
-pub type ClientBuilder = Builder<ClientSide>;
-/// Configures a [`OneClientReadLoopServer`](crate::OneClientReadLoopServer):
-/// every server setting, plus heartbeat monitoring. It has no
-/// `monitor_connection_interval`: the read loop is always reading, so it
-/// notices a dropped client itself (as in Python, which runs no monitor
-/// for it).
-pub type ReadLoopServerBuilder = Builder<ReadLoopSide>;
-
 /// The settings of a link and of the end `S` that will hold it. Consuming
-/// setters; nothing is checked or opened until the end's `start()` or
-/// `connect()`, which refuses bad settings before any socket exists.
+/// setters; nothing is checked or opened until the end begins (a
+/// server's `start()`, a client's `connect()` or
+/// `connect_in_background()`), which refuses bad settings before any
+/// socket exists.
 ///
 /// ```
 /// use ts_tcpip::prelude::*;
@@ -100,9 +90,14 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Most bytes a separator may be preceded by before a read fails with
-    /// [`Error::LimitOverrun`](crate::Error::LimitOverrun); also bounds the
-    /// receive buffer. At least 1. Default:
+    /// Most bytes a separator may be preceded by (`read_str`, `read_json`,
+    /// `read_line`, `read_until`) before the read fails with
+    /// [`Error::LimitOverrun`](crate::Error::LimitOverrun), nothing
+    /// consumed: a peer that sends an endless line grows the receive
+    /// buffer to about this much (the limit and the separator, 16 KiB at
+    /// least), no further. Reads that ask for a count or for everything
+    /// are not bounded by it: `read_exact(n)` takes `n` bytes and
+    /// `read_to_end` all the peer sends. At least 1. Default:
     /// [`DEFAULT_READ_LIMIT`](crate::DEFAULT_READ_LIMIT) (64 KiB).
     pub fn read_limit(mut self, bytes: usize) -> Self {
         self.link.read_limit = bytes;
@@ -124,11 +119,13 @@ impl<S> Builder<S> {
     }
 
     /// Bounds how long a peer that stopped answering (powered off, cable
-    /// pulled, host frozen in its kernel) can hold the link, idle or busy.
-    /// Keepalive probes start after half of it and
-    /// [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) of them fit in the
-    /// other half; on Linux, TCP_USER_TIMEOUT also drops a connection
-    /// whose data (or probes) went unacknowledged for this long. When it
+    /// pulled, host frozen in its kernel) can hold the link: idle on every
+    /// platform, busy too on Linux. Keepalive probes start after half of
+    /// it and [`KEEPALIVE_PROBES`](crate::KEEPALIVE_PROBES) of them fit in
+    /// the other half; on Linux, TCP_USER_TIMEOUT also drops a connection
+    /// whose data (or probes) went unacknowledged for this long (elsewhere
+    /// data in flight is left to the system's retransmission limit, and
+    /// Windows sets no probe count: its own, 10, stands). When it
     /// fires, blocked reads and writes fail with a connection error and
     /// the link ends with [`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive).
     ///
@@ -158,10 +155,11 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Read timeout of each connection (see
-    /// [`Link::set_read_timeout`](crate::Link::set_read_timeout)). Default:
-    /// `None`, reads wait for data. On a read-loop server a read that
-    /// times out does not close the client: the handler is called again.
+    /// How long each read may take, from the start of the call to its end
+    /// (see [`Link::set_read_timeout`](crate::Link::set_read_timeout)).
+    /// Default: `None`, reads wait for data. On a read-loop server a read
+    /// that times out does not close the client: the handler is called
+    /// again.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.link.read_timeout = timeout;
         self
@@ -196,9 +194,10 @@ impl<S> Builder<S> {
         self
     }
 
-    /// Write timeout of each connection (see
-    /// [`Link::set_write_timeout`](crate::Link::set_write_timeout)).
-    /// Default: `None`, writes wait for the peer to take the data.
+    /// How long each write may take, from the start of the call to its
+    /// end (see [`Link::set_write_timeout`](crate::Link::set_write_timeout):
+    /// a write cut short keeps the rest of its frame). Default: `None`,
+    /// writes wait for the peer to take the data.
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.link.write_timeout = timeout;
         self
@@ -208,10 +207,6 @@ impl<S> Builder<S> {
 /// The ends that run a connection monitor: servers and clients, not the
 /// read-loop server.
 pub trait Monitored: sealed::Sealed {}
-impl sealed::Sealed for ServerSide {}
-impl sealed::Sealed for ClientSide {}
-impl Monitored for ServerSide {}
-impl Monitored for ClientSide {}
 
 pub(crate) mod sealed {
     /// Keeps the builder's side traits to this crate's sides.
@@ -219,12 +214,17 @@ pub(crate) mod sealed {
 }
 
 impl<S: Monitored> Builder<S> {
-    /// How late, at most, a peer that went away is noticed while bytes
-    /// wait unread or a read is running; on an idle link it is noticed at
-    /// once (within this interval too if a read timeout shorter than it is
-    /// set: the monitor's wait on the socket obeys it). `Duration::ZERO`
-    /// starts no monitor: then only reads, writes and (on a server) the
-    /// next client's arrival notice. Default:
+    /// How late, at most, a peer that closed is noticed while bytes it
+    /// sent wait unread. The monitor waits on the socket for the peer's
+    /// hang-up (no polling: an idle link costs nothing), so a close with
+    /// nothing unread is noticed at once. On Linux data does not wake that
+    /// wait, so a close on a busy link is noticed at once too; with bytes
+    /// still unread the link stays up until they are read, the monitor
+    /// looking again after 1 ms, then twice as long each time, up to this
+    /// interval. Elsewhere data wakes the wait as well, and while bytes
+    /// wait unread the monitor looks once per interval. Timeouts play no
+    /// part in it. `Duration::ZERO` starts no monitor: then only reads,
+    /// writes and (on a server) the next client's arrival notice. Default:
     /// [`DEFAULT_MONITOR_CONNECTION_INTERVAL`](crate::DEFAULT_MONITOR_CONNECTION_INTERVAL)
     /// (100 ms).
     pub fn monitor_connection_interval(mut self, interval: Duration) -> Self {
@@ -237,27 +237,34 @@ impl<S: Monitored> Builder<S> {
 mod tests {
     use super::*;
 
+    /// Any side will do: the setters are the same for every form.
+    #[derive(Default)]
+    struct Side;
+
     #[test]
-    fn every_form_shares_the_link_settings() {
-        let server = ServerBuilder::default().name("s").read_limit(7);
-        let client = ClientBuilder::default()
-            .name("c")
+    fn the_link_setters_set_the_link_settings() {
+        let builder = Builder::<Side>::default()
+            .name("s")
+            .read_limit(7)
             .encoding(Encoding::Ascii)
-            .json_style(JsonStyle::Python);
-        let read_loop = ReadLoopServerBuilder::default()
             .terminator(b"\n")
+            .json_style(JsonStyle::Python)
             .json_non_finite(false)
+            .spin(Duration::from_micros(50))
             .read_timeout(Some(Duration::from_secs(1)));
         assert_eq!(
-            (server.link.name.as_str(), server.link.read_limit),
+            (builder.link.name.as_str(), builder.link.read_limit),
             ("s", 7)
         );
-        assert_eq!(client.link.encoding, Encoding::Ascii);
-        assert_eq!(client.link.json_style, JsonStyle::Python);
-        assert_eq!(read_loop.link.terminator, b"\n");
-        assert!(!read_loop.link.json_non_finite);
-        assert_eq!(server.link.json_style, crate::DEFAULT_JSON_STYLE);
-        assert_eq!(server.link.json_non_finite, crate::DEFAULT_JSON_NON_FINITE);
-        assert_eq!(read_loop.link.read_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(builder.link.encoding, Encoding::Ascii);
+        assert_eq!(builder.link.terminator, b"\n");
+        assert_eq!(builder.link.json_style, JsonStyle::Python);
+        assert!(!builder.link.json_non_finite);
+        assert_eq!(builder.link.spin, Duration::from_micros(50));
+        assert_eq!(builder.link.read_timeout, Some(Duration::from_secs(1)));
+        let default = Builder::<Side>::default();
+        assert_eq!(default.link.json_style, crate::DEFAULT_JSON_STYLE);
+        assert_eq!(default.link.json_non_finite, crate::DEFAULT_JSON_NON_FINITE);
+        assert_eq!(default.link.spin, crate::DEFAULT_SPIN);
     }
 }

@@ -1,77 +1,35 @@
 //! `Client`: connects to a server, optionally sends heartbeats and
-//! reconnects.
+//! reconnects. Its settings and its two ways to begin are in
+//! `client/builder.rs`, where and how it connects in `client/target.rs`,
+//! reconnecting in `client/reconnect.rs`.
 
-use std::net::{SocketAddr, TcpStream};
+pub(crate) mod builder;
+pub(crate) mod reconnect;
+pub(crate) mod target;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::ClientBuilder;
-use super::reconnect::{self, Backoff};
+use self::reconnect::Backoff;
+use self::target::Target;
 use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, HEARTBEAT};
 use crate::deadline::Deadline;
 use crate::error::Result;
 use crate::link::api::{sealed, LinkRef};
-use crate::link::connection::Connection;
 use crate::link::endpoint::{Endpoint, Intent};
 use crate::link::monitor;
-use crate::link::socket::{self, Wake};
-use crate::link::transport::Tcp;
-use crate::Link;
+use crate::link::Link;
 
+/// The connect callback as the builder keeps it.
 pub(crate) type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
 
-/// Where a client connects, and what it runs while connected.
-pub(crate) struct Target {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) local_addr: Option<SocketAddr>,
-    pub(crate) connect_timeout: Duration,
+/// What a client runs beside its link, as the builder set it.
+pub(crate) struct Helpers {
+    /// The heartbeat thread's period.
     pub(crate) heartbeat: Option<Duration>,
+    /// The reconnect thread's pace.
     pub(crate) reconnect: Option<Backoff>,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<super::tls::ClientTlsReady>,
-    /// Set by `close()`: ends a connect attempt or a TLS handshake under
-    /// way at once. None for [`Client::closed`], which never connects.
-    pub(crate) wake: Option<Wake>,
-}
-
-impl Target {
-    /// One connection attempt, with the link's socket options set (and
-    /// the TLS handshake, with TLS); the client's close ends it at once.
-    pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
-        let stream = socket::connect(
-            &self.host,
-            self.port,
-            self.connect_timeout,
-            self.local_addr,
-            self.wake.as_ref(),
-        )?;
-        let peer = stream.peer_addr()?;
-        self.adopt((stream, peer), link)
-    }
-
-    /// A connected stream (one the caller connected, or `connect`'s) made
-    /// a connection: socket options, and the TLS handshake with TLS.
-    pub(crate) fn adopt(
-        &self,
-        (stream, peer): (TcpStream, SocketAddr),
-        link: &LinkConfig,
-    ) -> Result<Connection> {
-        socket::configure(&stream, link)?;
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return tls.connect(stream, peer, link.tls_handshake_timeout, self.wake.as_ref());
-        }
-        Ok(Connection::new(Tcp::new(stream)?, peer))
-    }
-
-    /// Ends the attempt under way, if any, and every later one.
-    fn cancel(&self) {
-        if let Some(wake) = &self.wake {
-            wake.set();
-        }
-    }
 }
 
 /// A TCP/IP client of a server. Share it between threads with `Arc`; the
@@ -105,11 +63,6 @@ impl Client {
         Ok(client)
     }
 
-    /// A builder with every default.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
     /// A client that is closed from the start (Python's `host=""`): every
     /// read and write fails with [`Error::NotConnected`](crate::Error::NotConnected). A placeholder for
     /// a field that has no connection yet.
@@ -123,8 +76,6 @@ impl Client {
                 port: 0,
                 local_addr: None,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-                heartbeat: None,
-                reconnect: None,
                 #[cfg(feature = "tls")]
                 tls: None,
                 wake: None,
@@ -143,14 +94,14 @@ impl Client {
     }
 
     /// The monitor, heartbeat and reconnect threads, as configured.
-    pub(crate) fn spawn_link_threads(&self) -> Result<()> {
+    pub(crate) fn spawn_link_threads(&self, helpers: Helpers) -> Result<()> {
         monitor::spawn(&self.ep)?;
-        if let Some(period) = self.target.heartbeat {
+        if let Some(period) = helpers.heartbeat {
             let ep = self.ep.clone();
             self.ep
                 .spawn("heartbeat", move || send_heartbeats(&ep, period))?;
         }
-        if let Some(backoff) = self.target.reconnect {
+        if let Some(backoff) = helpers.reconnect {
             let (ep, target) = (self.ep.clone(), self.target.clone());
             self.ep
                 .spawn("reconnect", move || reconnect::run(&ep, &target, backoff))?;
@@ -169,7 +120,8 @@ impl Client {
     }
 
     /// Waits for a connection: `Ok` at once if connected, else when the
-    /// next connection is made (by [`start`](crate::builder::Builder::start) or
+    /// next connection is made (by
+    /// [`connect_in_background`](crate::ClientBuilder::connect_in_background) or
     /// reconnecting); [`Error::Timeout`](crate::Error::Timeout) when `timeout` runs out,
     /// [`Error::NotConnected`](crate::Error::NotConnected) if the client is closed meanwhile.
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {

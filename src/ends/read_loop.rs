@@ -1,6 +1,8 @@
 //! `OneClientReadLoopServer`: a server whose connection is served by a
 //! read loop calling the user's handler, with optional heartbeat
-//! monitoring.
+//! monitoring. Its settings and its start are in `read_loop/builder.rs`.
+
+pub(crate) mod builder;
 
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::builder::{sealed, Builder, ReadLoopServerBuilder};
 use super::server::OneClientServer;
-use super::server_options::{ServerSide, ServesOne};
 use crate::error::{Chain, Error, Result};
 use crate::link::api::{self, LinkRef};
 use crate::link::endpoint::{Endpoint, Intent};
@@ -23,7 +23,7 @@ use crate::link::{DisconnectReason, Link};
 /// the next client is served by the same handler.
 ///
 /// Closures `FnMut(&OneClientReadLoopServer) -> Result<()>` are handlers;
-/// pass one to [`start_fn`](Builder::start_fn), which names the argument's
+/// pass one to [`start_fn`](crate::ReadLoopServerBuilder::start_fn), which names the argument's
 /// type for you.
 pub trait ReadLoopHandler: Send + 'static {
     /// Reads and handles one message.
@@ -36,88 +36,6 @@ where
 {
     fn read_and_dispatch(&mut self, server: &OneClientReadLoopServer) -> Result<()> {
         self(server)
-    }
-}
-
-/// What a [`ReadLoopServerBuilder`] holds beside the link's settings.
-#[derive(Default)]
-pub struct ReadLoopSide {
-    server: ServerSide,
-    heartbeat: Option<Duration>,
-}
-
-impl sealed::Sealed for ReadLoopSide {}
-
-impl ServesOne for ReadLoopSide {
-    fn server_side(&mut self) -> &mut ServerSide {
-        &mut self.server
-    }
-}
-
-impl ReadLoopServerBuilder {
-    /// With `Some(max)`, a client that sends no heartbeat (reported by the
-    /// handler through
-    /// [`handle_received_heartbeat`](OneClientReadLoopServer::handle_received_heartbeat))
-    /// for `max` after connecting (once the connect callback has returned
-    /// for it) or after its last one is closed, with
-    /// [`DisconnectReason::HeartbeatMissed`]. Python's default `max` is
-    /// [`DEFAULT_MAX_HEARTBEAT_INTERVAL`](crate::DEFAULT_MAX_HEARTBEAT_INTERVAL)
-    /// (10 s). Default: `None`, off.
-    pub fn heartbeat_monitor(mut self, max: Option<Duration>) -> Self {
-        self.side.heartbeat = max;
-        self
-    }
-
-    /// Starts listening; each client is served by a read-loop thread that
-    /// calls `handler` until an error or the client goes, from when the
-    /// connect callback has returned for it (see
-    /// [`OneClientReadLoopServer`]).
-    pub fn start(self, handler: impl ReadLoopHandler) -> Result<OneClientReadLoopServer> {
-        let Builder { mut link, side } = self;
-        if side.heartbeat.is_some_and(|max| max.is_zero()) {
-            return Err(Error::invalid_argument(
-                "the heartbeat interval must be above zero",
-            ));
-        }
-        // The read loop notices a dropped client itself, as in Python.
-        link.monitor_interval = Duration::ZERO;
-        let server = Builder {
-            link,
-            side: side.server,
-        }
-        .start()?;
-        let rl = OneClientReadLoopServer {
-            state: Arc::new(LoopState {
-                server,
-                heartbeat: side.heartbeat,
-                last_heartbeat: Mutex::new(None),
-            }),
-            owner: true,
-        };
-        rl.spawn_threads(handler)?;
-        Ok(rl)
-    }
-
-    /// [`start`](Self::start) with a closure, whose argument type is
-    /// inferred here (a closure given to `start` needs it written out).
-    ///
-    /// ```
-    /// use ts_tcpip::prelude::*;
-    /// // An echo server.
-    /// let server = OneClientReadLoopServer::builder().start_fn(|server| {
-    ///     let line = server.read_str()?;
-    ///     server.write_str(&line)
-    /// })?;
-    /// let client = Client::builder().port(server.port()).connect()?;
-    /// client.write_str("echo me")?;
-    /// assert_eq!(client.read_str()?, "echo me");
-    /// # Ok::<(), ts_tcpip::Error>(())
-    /// ```
-    pub fn start_fn<F>(self, handler: F) -> Result<OneClientReadLoopServer>
-    where
-        F: FnMut(&OneClientReadLoopServer) -> Result<()> + Send + 'static,
-    {
-        self.start(handler)
     }
 }
 
@@ -137,7 +55,7 @@ impl ReadLoopServerBuilder {
 /// A handler error closes the client with
 /// [`DisconnectReason::HandlerFailed`] (a panic with
 /// [`DisconnectReason::HandlerPanicked`]); [`Error::Timeout`] does not: an
-/// idle client is no fault (use [`heartbeat_monitor`](Builder::heartbeat_monitor)
+/// idle client is no fault (use [`heartbeat_monitor`](crate::ReadLoopServerBuilder::heartbeat_monitor)
 /// to close a silent one), so the loop calls the handler again.
 pub struct OneClientReadLoopServer {
     state: Arc<LoopState>,
@@ -153,12 +71,6 @@ struct LoopState {
 }
 
 impl OneClientReadLoopServer {
-    /// A builder with every default: loopback IPv4, port 0, no heartbeat
-    /// monitoring.
-    pub fn builder() -> ReadLoopServerBuilder {
-        ReadLoopServerBuilder::default()
-    }
-
     /// Records a heartbeat from the client. An error when heartbeat
     /// monitoring is off, as in Python.
     pub fn handle_received_heartbeat(&self) -> Result<()> {

@@ -1,111 +1,28 @@
 //! `OneClientServer`: listens, serves one client at a time, turns the
-//! others away.
+//! others away. Its settings and its start are in `server/builder.rs`,
+//! its accept threads in `server/accept.rs`, who may connect in
+//! `server/admission.rs`.
+
+pub(crate) mod accept;
+pub(crate) mod admission;
+pub(crate) mod builder;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use super::accept::Listening;
-use super::admission::{Allowlist, SlotPolicy};
-use super::builder::{Builder, ServerBuilder};
-use super::server_options::ServerCallback;
+use self::accept::Listening;
 use crate::error::Result;
 use crate::link::api::{sealed, LinkRef};
-use crate::link::endpoint::{Endpoint, Intent, Takeover};
-use crate::link::{monitor, socket, DisconnectReason, Link};
-
-impl ServerBuilder {
-    /// Binds and starts listening; returns once connections are accepted.
-    /// A port in use is [`Error::Io`](crate::Error::Io), naming the address.
-    ///
-    /// ```
-    /// use ts_tcpip::prelude::*;
-    /// let server = OneClientServer::builder()
-    ///     .host(LOCALHOST_IPV4)
-    ///     .port(0)
-    ///     .name("Commands")
-    ///     .connect_callback(|server, connected| log::info!("{}: {connected}", server.name()))
-    ///     .start()?;
-    /// assert_ne!(server.port(), 0);
-    /// # Ok::<(), ts_tcpip::Error>(())
-    /// ```
-    pub fn start(self) -> Result<OneClientServer> {
-        let Builder { link, side } = self;
-        link.validate()?;
-        #[cfg(feature = "tls")]
-        let tls = side.tls.map(super::tls::ServerTls::resolve).transpose()?;
-        let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
-        let takeover = match side.slot_policy {
-            SlotPolicy::RejectNew => Takeover::IfDead,
-            SlotPolicy::ReplaceOld => Takeover::Always,
-        };
-        let (listeners, host) = if side.listeners.is_empty() {
-            let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
-            let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
-            (listeners, side.host)
-        } else {
-            let adopted = side
-                .listeners
-                .into_iter()
-                .map(socket::adopt_listener)
-                .collect::<Result<Vec<_>>>()?;
-            let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
-            (adopted.into_iter().map(|(l, _)| l).collect(), host)
-        };
-        let local_addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
-            .collect();
-        // As in Python: a port picked per socket is ambiguous with several.
-        let port = match local_addrs.as_slice() {
-            [one] => one.port(),
-            _ => side.port,
-        };
-        let place = match local_addrs.as_slice() {
-            [one] => one.to_string(),
-            _ => format!("port {port}"),
-        };
-        let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
-        let listening = Arc::new(Listening {
-            ep: ep.clone(),
-            host,
-            allowlist,
-            takeover,
-            port,
-            local_addrs,
-            listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
-            stopping: AtomicBool::new(false),
-            accepting: AtomicUsize::new(0),
-            released: crossbeam_channel::unbounded(),
-            #[cfg(feature = "tls")]
-            tls,
-            #[cfg(feature = "tls")]
-            handshakes: Default::default(),
-        });
-        let server = OneClientServer {
-            ep,
-            listening,
-            owner: true,
-        };
-        // On error, dropping `server` closes what was started.
-        server.spawn_threads(side.callback)?;
-        log::info!(
-            "{}: listening on {:?}",
-            server.ep.log_name(),
-            server.listening.local_addrs
-        );
-        Ok(server)
-    }
-}
+use crate::link::endpoint::{Endpoint, Intent};
+use crate::link::{monitor, DisconnectReason, Link};
 
 /// A TCP/IP server that serves a single client; others are accepted and
 /// closed at once (they see end of file), unless
 /// [`SlotPolicy::ReplaceOld`](crate::SlotPolicy::ReplaceOld) lets a new
 /// one replace it. Peers outside the allowlist
-/// ([`allow`](Builder::allow)) are closed before either.
+/// ([`allow`](crate::builder::Builder::allow)) are closed before either.
 ///
 /// Share it between threads with `Arc`; every method takes `&self`. The
 /// read and write methods are those of [`Link`](crate::Link). Dropping the
@@ -123,13 +40,8 @@ pub struct OneClientServer {
 }
 
 impl OneClientServer {
-    /// A builder with every default: loopback IPv4, port 0.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
-    }
-
     /// The host it was asked to listen on; `None` for every interface.
-    /// Started from a [`listener`](Builder::listener): that listener's IP
+    /// Started from a [`listener`](crate::builder::Builder::listener): that listener's IP
     /// address.
     pub fn host(&self) -> Option<&str> {
         self.listening.host.as_deref()
@@ -200,11 +112,16 @@ impl OneClientServer {
         }
     }
 
-    fn spawn_threads(&self, callback: Option<ServerCallback>) -> Result<()> {
+    /// The callback's thread, if any (first: it hears of every
+    /// connection), the monitor and the accept threads; logs once
+    /// connections are accepted.
+    pub(crate) fn spawn_threads(
+        &self,
+        callback: Option<Box<dyn FnMut(bool) + Send>>,
+    ) -> Result<()> {
         let ep = &self.ep;
-        if let Some(mut callback) = callback {
-            let view = self.view();
-            ep.spawn_callback(move |c| callback(&view, c))?;
+        if let Some(callback) = callback {
+            ep.spawn_callback(callback)?;
         }
         monitor::spawn(ep)?;
         for listener in self.listening.listeners.lock().iter() {
@@ -212,6 +129,11 @@ impl OneClientServer {
             ep.spawn("accept", move || listening.serve(listener))?;
             self.listening.accepting.fetch_add(1, Ordering::AcqRel);
         }
+        log::info!(
+            "{}: listening on {:?}",
+            ep.log_name(),
+            self.listening.local_addrs
+        );
         Ok(())
     }
 }

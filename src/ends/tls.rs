@@ -23,41 +23,48 @@ use crate::link::tls;
 /// when the server starts.
 pub(crate) enum ServerTls {
     Config(Arc<ServerConfig>),
-    Pem {
-        cert: PathBuf,
-        key: PathBuf,
-        client_ca: Option<PathBuf>,
-    },
+    Pem { cert: PathBuf, key: PathBuf },
 }
 
 impl ServerTls {
-    /// The configuration, loading PEM files now (so that `start()` fails
-    /// early on a missing or bad file).
-    pub(crate) fn resolve(self) -> Result<Arc<ServerConfig>> {
-        match self {
-            ServerTls::Config(config) => Ok(config),
-            ServerTls::Pem {
-                cert,
-                key,
-                client_ca,
-            } => server_config_from_pem(&cert, &key, client_ca.as_deref()),
+    /// The configuration, if any, with the CA of `tls_client_ca`; PEM
+    /// files are loaded now, so that `start()` fails early on a missing
+    /// or bad file.
+    pub(crate) fn resolve(
+        tls: Option<ServerTls>,
+        client_ca: Option<PathBuf>,
+    ) -> Result<Option<Arc<ServerConfig>>> {
+        match (tls, client_ca) {
+            (None, None) => Ok(None),
+            (Some(ServerTls::Config(config)), None) => Ok(Some(config)),
+            (Some(ServerTls::Pem { cert, key }), ca) => {
+                server_config_from_pem(&cert, &key, ca.as_deref()).map(Some)
+            }
+            (None, Some(_)) => Err(Error::invalid_argument(
+                "tls_client_ca needs tls_from_pem (the server speaks plain TCP)",
+            )),
+            (Some(ServerTls::Config(_)), Some(_)) => Err(Error::invalid_argument(
+                "tls_client_ca goes with tls_from_pem: a configuration given to tls() \
+                 says itself which clients it takes",
+            )),
         }
     }
 }
 
-/// A client's TLS: a configuration and the name to verify the server for.
-pub(crate) struct ClientTls {
-    pub(crate) config: ClientTlsConfig,
-    /// None: the host the client connects to.
-    pub(crate) server_name: Option<String>,
+/// A client's TLS configuration, as the builder was given it.
+pub(crate) enum ClientTls {
+    Config(Arc<ClientConfig>),
+    Pem { ca: PathBuf },
 }
 
-pub(crate) enum ClientTlsConfig {
-    Config(Arc<ClientConfig>),
-    Pem {
-        ca: PathBuf,
-        identity: Option<(PathBuf, PathBuf)>,
-    },
+/// A client's TLS settings, as the builder was given them.
+#[derive(Default)]
+pub(crate) struct ClientTlsSettings {
+    pub(crate) tls: Option<ClientTls>,
+    /// A client certificate chain and its key (with PEM files only).
+    pub(crate) identity: Option<(PathBuf, PathBuf)>,
+    /// None: the host the client connects to.
+    pub(crate) server_name: Option<String>,
 }
 
 /// What a client needs to start each handshake, resolved once.
@@ -66,12 +73,27 @@ pub(crate) struct ClientTlsReady {
     name: ServerName<'static>,
 }
 
-impl ClientTls {
-    /// The configuration and server name, checked before any socket exists.
-    pub(crate) fn resolve(self, host: &str) -> Result<ClientTlsReady> {
-        let config = match self.config {
-            ClientTlsConfig::Config(config) => config,
-            ClientTlsConfig::Pem { ca, identity } => client_config_from_pem(
+impl ClientTlsSettings {
+    /// What each handshake needs, if the client speaks TLS, checked
+    /// before any socket exists (PEM files loaded, the server name
+    /// parsed).
+    pub(crate) fn resolve(self, host: &str) -> Result<Option<ClientTlsReady>> {
+        let config = match (self.tls, self.identity) {
+            (None, None) if self.server_name.is_none() => return Ok(None),
+            (None, _) => {
+                return Err(Error::invalid_argument(
+                    "tls_identity and tls_server_name need tls_from_pem or tls \
+                     (the client speaks plain TCP)",
+                ))
+            }
+            (Some(ClientTls::Config(_)), Some(_)) => {
+                return Err(Error::invalid_argument(
+                    "tls_identity goes with tls_from_pem: a configuration given to tls() \
+                     holds its own client certificate",
+                ))
+            }
+            (Some(ClientTls::Config(config)), None) => config,
+            (Some(ClientTls::Pem { ca }), identity) => client_config_from_pem(
                 &ca,
                 identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             )?,
@@ -79,7 +101,7 @@ impl ClientTls {
         let name = self.server_name.unwrap_or_else(|| host.to_owned());
         let name = ServerName::try_from(name.clone())
             .map_err(|e| Error::invalid_argument(format!("TLS server name {name:?}: {e}")))?;
-        Ok(ClientTlsReady { config, name })
+        Ok(Some(ClientTlsReady { config, name }))
     }
 }
 

@@ -78,8 +78,9 @@ fn an_address_error_names_the_address_keeps_the_kind_and_has_the_cause_as_source
     let Error::Io(io) = &err else { panic!() };
     assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
     assert_eq!(err.to_string(), "I/O error: cannot connect to 127.0.0.1:9");
-    let chain = Chain(&err).to_string();
+    let chain = err.chain().to_string();
     assert!(chain.ends_with(": connection refused"), "{chain}");
+    assert_eq!(chain, Chain(&err).to_string());
 }
 
 #[test]

@@ -82,8 +82,8 @@ pub(crate) mod sealed {
 /// server.wait_connected(std::time::Duration::from_secs(5))?;
 /// client.write_str("ping")?;
 /// assert_eq!(server.read_str()?, "ping");
-/// server.write_json(&serde_json::json!({"pong": 1}))?;
-/// let reply: serde_json::Value = client.read_json()?;
+/// server.write_json(&ts_tcpip::serde_json::json!({"pong": 1}))?;
+/// let reply: ts_tcpip::serde_json::Value = client.read_json()?;
 /// assert_eq!(reply["pong"], 1);
 /// # Ok::<(), ts_tcpip::Error>(())
 /// ```

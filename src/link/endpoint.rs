@@ -455,10 +455,9 @@ impl Endpoint {
         if intent == Intent::Clear {
             self.set_should_be_connected(false);
         }
-        Counters::add(&self.counters.disconnects, 1);
+        self.counters.count_disconnect(&reason);
         let peer = conn.peer();
         if reason == DisconnectReason::PeerUnresponsive {
-            Counters::add(&self.counters.peers_unresponsive, 1);
             match self.config.dead_peer_timeout {
                 bound if bound.is_zero() => log::warn!(
                     "{}: disconnected from {peer}: it stopped answering (past the system's keepalive and retransmission limits)",

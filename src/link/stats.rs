@@ -8,14 +8,23 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+use super::events::DisconnectReason;
 use crate::sync::AtomicU64;
 
 /// A snapshot of a link's counters since it was started.
 ///
+/// Serializable (`serde::Serialize`, always on): a flat object of the
+/// counters by name, for a status report or a metrics exporter.
+///
 /// ```
 /// # use ts_tcpip::*;
 /// let server = OneClientServer::builder().host(LOCALHOST_IPV4).start()?;
-/// assert_eq!(server.stats().connections_accepted, 0);
+/// let stats = server.stats();
+/// assert_eq!(stats.connections_accepted, 0);
+/// let json = ts_tcpip::serde_json::to_value(stats).expect("plain numbers");
+/// assert_eq!(json["disconnects"], 0);
 /// # Ok::<(), ts_tcpip::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,11 +52,66 @@ pub struct Stats {
     /// [`Builder::allow_peer`](crate::builder::Builder::allow_peer)). They
     /// never took the slot and are not in `connections_rejected`.
     pub connections_refused: u64,
-    /// Times a connected peer went away, for whatever reason.
+    /// Times a connected peer went away, for whatever reason: the sum of
+    /// the eight counters below, one per
+    /// [`DisconnectReason`](crate::DisconnectReason).
     pub disconnects: u64,
-    /// Of those, the peers that stopped answering (see
-    /// [`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive)).
+    /// Of `disconnects`, the peer closed the connection
+    /// ([`DisconnectReason::PeerClosed`](crate::DisconnectReason::PeerClosed)).
+    pub peers_closed: u64,
+    /// Of `disconnects`, this side closed it: `close()`, `close_client()`
+    /// and kin ([`DisconnectReason::ClosedLocally`](crate::DisconnectReason::ClosedLocally)).
+    pub closed_locally: u64,
+    /// Of `disconnects`, a read-loop server's heartbeat monitor heard
+    /// nothing in time
+    /// ([`DisconnectReason::HeartbeatMissed`](crate::DisconnectReason::HeartbeatMissed)).
+    pub heartbeats_missed: u64,
+    /// Of `disconnects`, the peers that stopped answering
+    /// ([`DisconnectReason::PeerUnresponsive`](crate::DisconnectReason::PeerUnresponsive)).
     pub peers_unresponsive: u64,
+    /// Of `disconnects`, the connection broke: a reset, a broken pipe
+    /// ([`DisconnectReason::Error`](crate::DisconnectReason::Error)).
+    pub connection_errors: u64,
+    /// Of `disconnects`, a read-loop handler returned an error
+    /// ([`DisconnectReason::HandlerFailed`](crate::DisconnectReason::HandlerFailed)).
+    pub handler_failures: u64,
+    /// Of `disconnects`, a read-loop handler panicked
+    /// ([`DisconnectReason::HandlerPanicked`](crate::DisconnectReason::HandlerPanicked)).
+    pub handler_panics: u64,
+    /// Of `disconnects`, a new client took the slot
+    /// ([`DisconnectReason::Replaced`](crate::DisconnectReason::Replaced)).
+    pub replaced: u64,
+}
+
+/// By hand rather than with serde's derive: the derive would make
+/// serde_derive (and syn) a build dependency of every user for this one
+/// flat struct. A test checks that every field is here.
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields: [(&'static str, u64); 16] = [
+            ("bytes_read", self.bytes_read),
+            ("bytes_written", self.bytes_written),
+            ("frames_read", self.frames_read),
+            ("frames_written", self.frames_written),
+            ("connections_accepted", self.connections_accepted),
+            ("connections_rejected", self.connections_rejected),
+            ("connections_refused", self.connections_refused),
+            ("disconnects", self.disconnects),
+            ("peers_closed", self.peers_closed),
+            ("closed_locally", self.closed_locally),
+            ("heartbeats_missed", self.heartbeats_missed),
+            ("peers_unresponsive", self.peers_unresponsive),
+            ("connection_errors", self.connection_errors),
+            ("handler_failures", self.handler_failures),
+            ("handler_panics", self.handler_panics),
+            ("replaced", self.replaced),
+        ];
+        let mut state = serializer.serialize_struct("Stats", fields.len())?;
+        for (name, value) in &fields {
+            state.serialize_field(name, value)?;
+        }
+        state.end()
+    }
 }
 
 /// The live counters behind [`Stats`].
@@ -61,7 +125,14 @@ pub(crate) struct Counters {
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
     pub(crate) disconnects: AtomicU64,
+    pub(crate) peers_closed: AtomicU64,
+    pub(crate) closed_locally: AtomicU64,
+    pub(crate) heartbeats_missed: AtomicU64,
     pub(crate) peers_unresponsive: AtomicU64,
+    pub(crate) connection_errors: AtomicU64,
+    pub(crate) handler_failures: AtomicU64,
+    pub(crate) handler_panics: AtomicU64,
+    pub(crate) replaced: AtomicU64,
 }
 
 impl Counters {
@@ -76,6 +147,22 @@ impl Counters {
         counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
+    /// A connection ended: counted in `disconnects` and under its reason.
+    pub(crate) fn count_disconnect(&self, reason: &DisconnectReason) {
+        Counters::add(&self.disconnects, 1);
+        let by_reason = match reason {
+            DisconnectReason::PeerClosed => &self.peers_closed,
+            DisconnectReason::ClosedLocally => &self.closed_locally,
+            DisconnectReason::HeartbeatMissed => &self.heartbeats_missed,
+            DisconnectReason::PeerUnresponsive => &self.peers_unresponsive,
+            DisconnectReason::Error(_) => &self.connection_errors,
+            DisconnectReason::HandlerFailed(_) => &self.handler_failures,
+            DisconnectReason::HandlerPanicked => &self.handler_panics,
+            DisconnectReason::Replaced => &self.replaced,
+        };
+        Counters::add(by_reason, 1);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             bytes_read: self.bytes_read.load(Relaxed),
@@ -86,7 +173,14 @@ impl Counters {
             connections_rejected: self.connections_rejected.load(Relaxed),
             connections_refused: self.connections_refused.load(Relaxed),
             disconnects: self.disconnects.load(Relaxed),
+            peers_closed: self.peers_closed.load(Relaxed),
+            closed_locally: self.closed_locally.load(Relaxed),
+            heartbeats_missed: self.heartbeats_missed.load(Relaxed),
             peers_unresponsive: self.peers_unresponsive.load(Relaxed),
+            connection_errors: self.connection_errors.load(Relaxed),
+            handler_failures: self.handler_failures.load(Relaxed),
+            handler_panics: self.handler_panics.load(Relaxed),
+            replaced: self.replaced.load(Relaxed),
         }
     }
 }

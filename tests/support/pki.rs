@@ -145,18 +145,6 @@ impl Drop for TempDir {
     }
 }
 
-/// `err` and every error under it, as one line: the reason of a failed
-/// handshake is in a source, under the crate's error.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text += &format!(": {e}");
-        source = e.source();
-    }
-    text
-}
-
 /// `err` is a client's handshake that failed on its own verdict: an I/O
 /// error of kind InvalidData (what rustls's errors become) whose chain
 /// holds `reason`.
@@ -166,7 +154,7 @@ pub fn assert_handshake_failed(err: &Error, reason: &str) {
         Error::Io(e) if e.kind() == ErrorKind::InvalidData => {}
         other => panic!("expected a failed handshake, got {other:?}"),
     }
-    let text = chain(err);
+    let text = err.chain().to_string();
     assert!(
         text.contains("TLS handshake") && text.contains(reason),
         "{text}"
@@ -189,7 +177,9 @@ pub fn assert_refused_by_mutual_tls(err: &Error) {
         )
     };
     match err {
-        Error::Io(e) if refusal(e.kind()) => assert!(chain(err).contains("TLS handshake"), "{err}"),
+        Error::Io(e) if refusal(e.kind()) => {
+            assert!(err.chain().to_string().contains("TLS handshake"), "{err}")
+        }
         Error::ConnectionLost(e) if refusal(e.kind()) => {}
         Error::IncompleteRead(e) if e.partial.is_empty() => {}
         Error::NotConnected => {}

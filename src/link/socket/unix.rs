@@ -4,14 +4,20 @@
 //! `shutdown` wakes every thread blocked on the socket, in a call or in
 //! `poll`. Listeners set SO_REUSEADDR.
 
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
+use socket2::Socket;
 
-use super::*;
+use super::wait::{spin_then, wait_ready, Peek, Waker};
+use crate::deadline::Deadline;
 
 pub(super) const READABLE: PollFlags = PollFlags::IN;
 pub(super) const WRITABLE: PollFlags = PollFlags::OUT;
@@ -35,6 +41,21 @@ pub(super) fn address_use(socket: &Socket) -> io::Result<()> {
 /// True for the error of a non-blocking connect still under way.
 pub(super) fn connect_in_progress(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+/// A connected socket as the threads of a link share it: one reads while
+/// another writes, a third waits for the peer's hang-up, and any of them
+/// may shut it down, which releases all the others at once. Each read and
+/// write takes its call's [`Deadline`]; the socket's own timeouts are
+/// never set, so no call can change another's wait.
+///
+/// On Unix that is the socket alone: `shutdown` wakes every thread blocked
+/// on it. On Windows it does not (rust-lang/rust#121594), so there the
+/// socket is non-blocking and every wait is a `WSAPoll` on it and on a
+/// [`Wake`] that `Stream::shutdown` sets.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    socket: TcpStream,
 }
 
 impl Stream {
@@ -68,7 +89,7 @@ impl Stream {
         loop {
             match self.try_read(buf)? {
                 Some(n) => return Ok(n),
-                None => wait_ready(&self.socket, READABLE, None, deadline)?,
+                None => wait_ready(&self.socket, READABLE, None::<&Wake>, deadline)?,
             }
         }
     }
@@ -96,7 +117,7 @@ impl Stream {
         loop {
             match rustix::net::send(&self.socket, buf, SendFlags::DONTWAIT | NO_SIGNAL) {
                 Ok(n) => return Ok(n),
-                Err(Errno::AGAIN) => wait_ready(&self.socket, WRITABLE, None, deadline)?,
+                Err(Errno::AGAIN) => wait_ready(&self.socket, WRITABLE, None::<&Wake>, deadline)?,
                 Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -246,8 +267,14 @@ impl Wake {
         while matches!((&self.pair.0).read(&mut buf), Ok(n) if n > 0) {}
         self.set.store(false, Ordering::Release);
     }
+}
 
-    pub(super) fn poll_fd(&self) -> PollFd<'_> {
+impl Waker for Wake {
+    fn is_set(&self) -> bool {
+        Wake::is_set(self)
+    }
+
+    fn poll_fd(&self) -> PollFd<'_> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         return PollFd::new(&self.fd, READABLE);
         #[cfg(not(any(target_os = "linux", target_os = "android")))]

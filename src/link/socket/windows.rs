@@ -3,7 +3,15 @@
 //! blocked call there), and listeners that keep their port to themselves
 //! (SO_EXCLUSIVEADDRUSE, set by the crate's one `unsafe` call).
 
-use super::*;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use socket2::Socket;
+
+use super::wait::{spin_then, timespec, Peek, Waker};
+use crate::deadline::Deadline;
 
 /// Windows: SO_EXCLUSIVEADDRUSE, and no SO_REUSEADDR. Windows's
 /// SO_REUSEADDR is not Unix's: a socket that sets it
@@ -65,6 +73,22 @@ pub(super) const WRITABLE: PollFlags = PollFlags::WRNORM;
 /// (`WSAEWOULDBLOCK`).
 pub(super) fn connect_in_progress(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// A connected socket as the threads of a link share it: one reads while
+/// another writes, a third waits for the peer's hang-up, and any of them
+/// may shut it down, which releases all the others at once. Each read and
+/// write takes its call's [`Deadline`]; the socket's own timeouts are
+/// never set, so no call can change another's wait.
+///
+/// On Unix that is the socket alone: `shutdown` wakes every thread blocked
+/// on it. On Windows it does not (rust-lang/rust#121594), so there the
+/// socket is non-blocking and every wait is a `WSAPoll` on it and on a
+/// [`Wake`] that `Stream::shutdown` sets.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    socket: TcpStream,
+    wake: Wake,
 }
 
 /// Windows: the socket never blocks; a thread that must wait polls it
@@ -252,8 +276,14 @@ impl Wake {
         self.drain();
         self.set.store(false, std::sync::atomic::Ordering::Release);
     }
+}
 
-    pub(super) fn poll_fd(&self) -> PollFd<'_> {
+impl Waker for Wake {
+    fn is_set(&self) -> bool {
+        Wake::is_set(self)
+    }
+
+    fn poll_fd(&self) -> PollFd<'_> {
         PollFd::new(&self.socket, READABLE)
     }
 }

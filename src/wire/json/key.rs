@@ -5,8 +5,10 @@
 
 use serde::ser::{self, Impossible, Serialize};
 
-use super::python::Error;
 use super::repr::{write_float, write_str};
+
+/// The Python style's error (serde_json's, as `python.rs` says).
+type Error = serde_json::Error;
 
 pub(crate) struct KeySerializer<'a> {
     pub(crate) out: &'a mut Vec<u8>,

@@ -1,19 +1,26 @@
 //! A client's settings beside the link's: where to connect, how long to
 //! try, heartbeats, reconnecting, TLS, an existing stream; and the two
-//! ways to begin, `connect()` and `start()`.
+//! ways to begin, `connect()` and `connect_in_background()`; and
+//! `Client::connect(addr)`, the one-line form.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::builder::{Builder, ClientBuilder};
-use super::client::{Client, ClientCallback, Target};
 use super::reconnect::Backoff;
+use super::target::Target;
+use super::{Client, ClientCallback, Helpers};
 use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST};
+use crate::ends::builder::{sealed, Builder, Monitored};
 use crate::error::{Error, Result};
 use crate::link::endpoint::Takeover;
 use crate::link::socket::Wake;
+
+/// Configures a [`Client`]: the link's settings ([`Builder`]), where to
+/// connect, heartbeats, reconnecting, TLS, the connect callback and the
+/// connection monitor.
+pub type ClientBuilder = Builder<ClientSide>;
 
 /// What a [`ClientBuilder`] holds beside the link's settings.
 pub struct ClientSide {
@@ -26,7 +33,7 @@ pub struct ClientSide {
     pub(crate) stream: Option<TcpStream>,
     pub(crate) local_addr: Option<SocketAddr>,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<super::tls::ClientTls>,
+    pub(crate) tls: crate::ends::tls::ClientTlsSettings,
 }
 
 impl Default for ClientSide {
@@ -41,8 +48,74 @@ impl Default for ClientSide {
             stream: None,
             local_addr: None,
             #[cfg(feature = "tls")]
-            tls: None,
+            tls: Default::default(),
         }
+    }
+}
+
+impl sealed::Sealed for ClientSide {}
+impl Monitored for ClientSide {}
+
+impl Client {
+    /// A builder with every default: host
+    /// [`DEFAULT_LOCALHOST`](crate::DEFAULT_LOCALHOST), no port (set one:
+    /// port 0 is refused when connecting).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connects to `addr` with every other setting at its default, as
+    /// [`TcpStream::connect`] does: `addr` is anything that resolves to
+    /// socket addresses (`"host:port"`, `("host", port)`, a
+    /// [`SocketAddr`]), and each address is tried in turn until one
+    /// answers, all of them within
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT)
+    /// together. [`host`](Client::host) is then the IP address reached.
+    /// For any other setting, start from [`Client::builder`].
+    ///
+    /// Errors: an address that does not resolve is [`Error::Io`]; port 0
+    /// is [`Error::InvalidArgument`]; otherwise the last address's error,
+    /// [`Error::Io`] naming it (connection refused, timed out).
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder().start()?;
+    /// let client = Client::connect(("127.0.0.1", server.port()))?;
+    /// assert!(client.connected());
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Client> {
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::at_address("resolve", "the address given", e))?
+            .collect();
+        let deadline = Instant::now() + DEFAULT_CONNECT_TIMEOUT;
+        let mut last = None;
+        for addr in addrs {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                break;
+            };
+            let attempt = Client::builder()
+                .host(&addr.ip().to_string())
+                .port(addr.port())
+                .connect_timeout(left)
+                .connect();
+            match attempt {
+                Ok(client) => return Ok(client),
+                // Port 0 is the same on every address.
+                Err(e @ Error::InvalidArgument(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address given resolves to no address",
+            ))
+        }))
     }
 }
 
@@ -54,7 +127,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Server port; must be set (0 is refused when connecting).
+    /// Server port; must be set: the default, 0, is refused when
+    /// connecting (unless a [`stream`](Self::stream) gives the port).
     pub fn port(mut self, port: u16) -> Self {
         self.side.port = port;
         self
@@ -81,13 +155,15 @@ impl ClientBuilder {
     /// After the link drops, a named thread connects again, backing off
     /// as `backoff` says, until it succeeds or the client is closed; the
     /// callback and `events()` hear of each change. While down, reads and
-    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it,
-    /// waiting for an attempt in progress: at most the connect timeout,
-    /// plus the TLS handshake timeout with TLS, plus the system's name
-    /// lookup when the host is a name (which has no timeout to give it).
+    /// writes fail at once with [`Error::NotConnected`]. `close()` stops it
+    /// and ends an attempt under way at once, its connect or its TLS
+    /// handshake; only a name lookup under way (the host a name, not an
+    /// address) is waited for, as the system's resolver cannot be
+    /// interrupted.
     /// With [`connect`](Builder::connect) the first connection must
-    /// succeed; with [`start`](Builder::start) the first one is made by
-    /// the same thread, so a client may start before its server. Default:
+    /// succeed; with [`connect_in_background`](Self::connect_in_background)
+    /// the first one is made by the same thread, so a client may start
+    /// before its server. Default:
     /// off.
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.side.reconnect = Some(backoff);
@@ -95,39 +171,66 @@ impl ClientBuilder {
     }
 
     /// Speaks TLS with `config` (feature `tls`), verifying the server for
-    /// `server_name`; the handshake is part of each connection attempt and
-    /// bounded by the
+    /// the host it connects to (or the name given to
+    /// [`tls_server_name`](Self::tls_server_name)); the handshake is part
+    /// of each connection attempt and bounded by the
     /// [`tls_handshake_timeout`](Builder::tls_handshake_timeout). A failed
     /// handshake is an [`Error::Io`] naming the server. Default: plain TCP.
     #[cfg(feature = "tls")]
-    pub fn tls(mut self, config: Arc<rustls::ClientConfig>, server_name: &str) -> Self {
-        self.side.tls = Some(super::tls::ClientTls {
-            config: super::tls::ClientTlsConfig::Config(config),
-            server_name: Some(server_name.to_owned()),
-        });
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.side.tls.tls = Some(crate::ends::tls::ClientTls::Config(config));
         self
     }
 
     /// [`tls`](Self::tls) with a configuration made from PEM files when
-    /// connecting (see
-    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)):
-    /// the CA to verify the server against, a client certificate chain and
-    /// key for a server that asks for one, and the name to verify the
-    /// server for (`None`: the host).
+    /// connecting: the CA to verify the server against (see
+    /// [`tls::client_config_from_pem`](crate::tls::client_config_from_pem)).
+    /// A file that is missing or holds no certificate makes `connect()`
+    /// fail with [`Error::InvalidArgument`] naming it. Default: plain TCP.
+    ///
+    /// ```no_run
+    /// use ts_tcpip::prelude::*;
+    /// let client = Client::builder()
+    ///     .host("127.0.0.1")
+    ///     .port(5000)
+    ///     .tls_from_pem("ca.pem")
+    ///     .tls_identity("client.pem", "client.key") // for mutual TLS
+    ///     .tls_server_name("localhost")             // default: the host
+    ///     .connect()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
-    pub fn tls_from_pem(
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_from_pem(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.side.tls.tls = Some(crate::ends::tls::ClientTls::Pem { ca: ca.into() });
+        self
+    }
+
+    /// A client certificate chain and its private key (PEM files), shown
+    /// to a server that asks for one (mutual TLS); with
+    /// [`tls_from_pem`](Self::tls_from_pem) only (a configuration given to
+    /// [`tls`](Self::tls) holds its own), else `connect()` fails with
+    /// [`Error::InvalidArgument`]. Default: none.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_identity(
         mut self,
-        ca: impl Into<std::path::PathBuf>,
-        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
-        server_name: Option<&str>,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
     ) -> Self {
-        self.side.tls = Some(super::tls::ClientTls {
-            config: super::tls::ClientTlsConfig::Pem {
-                ca: ca.into(),
-                identity,
-            },
-            server_name: server_name.map(str::to_owned),
-        });
+        self.side.tls.identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The name the server's certificate must be valid for, with
+    /// [`tls_from_pem`](Self::tls_from_pem) or [`tls`](Self::tls) (a DNS
+    /// name or an IP address; without TLS `connect()` fails with
+    /// [`Error::InvalidArgument`]). Default: the [`host`](Self::host).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_server_name(mut self, name: &str) -> Self {
+        self.side.tls.server_name = Some(name.to_owned());
         self
     }
 
@@ -144,7 +247,8 @@ impl ClientBuilder {
 
     /// Uses `stream`, a connection the caller already made (and for
     /// which it set any socket option it wants), as the first
-    /// connection: [`connect`](Self::connect) (or [`start`](Self::start))
+    /// connection: [`connect`](Self::connect) (or
+    /// [`connect_in_background`](Self::connect_in_background))
     /// takes it instead of connecting, sets the link's socket options on
     /// it ([`nodelay`](Builder::nodelay), keepalive, the dead-peer bound,
     /// the timeouts) and puts it in blocking mode. A stream with no peer
@@ -189,10 +293,14 @@ impl ClientBuilder {
     /// returns, and neither does `connect()`. The heartbeat and monitor
     /// threads are already running while it waits; a link that drops
     /// meanwhile still returns `Ok` (the callback's `false` follows).
-    /// [`start`](Self::start) does not wait.
+    /// [`connect_in_background`](Self::connect_in_background) does not
+    /// wait.
     ///
     /// Nobody listening is [`Error::Io`] (connection refused), a silent
-    /// host [`Error::Io`] (timed out), both naming the address.
+    /// host [`Error::Io`] (timed out), both naming the address; a host
+    /// name that does not resolve is [`Error::Io`] naming the host.
+    /// Settings that cannot work (no port, a zero timeout) are
+    /// [`Error::InvalidArgument`], before any socket exists.
     ///
     /// ```
     /// use std::time::Duration;
@@ -209,7 +317,7 @@ impl ClientBuilder {
     pub fn connect(mut self) -> Result<Client> {
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts()?;
+        let (link, target, callback, helpers) = self.into_parts()?;
         let conn = match given {
             Some(stream) => target.adopt(stream, &link)?,
             None => target.connect(&link)?,
@@ -219,34 +327,37 @@ impl ClientBuilder {
         let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
         // Read before the reconnect thread can install a newer one.
         let call = client.ep.connected_call();
-        client.spawn_link_threads()?;
+        client.spawn_link_threads(helpers)?;
         // As Python's `start_task`, done once `connect_callback` has run.
         client.ep.wait_callback_returned(call, None);
         Ok(client)
     }
 
-    /// Returns at once with a client that connects in the background:
-    /// the reconnect thread (with the backoff given to
+    /// Returns at once with a client that connects in the background, and
+    /// reconnects: the reconnect thread (with the backoff given to
     /// [`reconnect`](Self::reconnect), else [`Backoff::default`]) makes the
-    /// first connection too and every later one. For a controller that may
-    /// start before its server; wait with [`Client::wait_connected`] or
-    /// the callback.
+    /// first connection and every later one, until `close()`. For a
+    /// controller that may start before its server; wait with
+    /// [`Client::wait_connected`] or the callback. Settings that cannot
+    /// work (no port, a zero timeout) are refused here, before any thread
+    /// starts; a server that cannot be reached is not an error, only a
+    /// WARN in the log and another attempt.
     ///
     /// ```
     /// use std::time::Duration;
     /// use ts_tcpip::prelude::*;
     /// # let port = { let l = std::net::TcpListener::bind("127.0.0.1:0")?; l.local_addr()?.port() };
-    /// let client = Client::builder().port(port).start()?; // nobody listens yet
+    /// let client = Client::builder().port(port).connect_in_background()?; // nobody listens yet
     /// assert!(!client.connected());
     /// let server = OneClientServer::builder().port(port).start()?;
     /// client.wait_connected(Duration::from_secs(10))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn start(mut self) -> Result<Client> {
+    pub fn connect_in_background(mut self) -> Result<Client> {
         self.side.reconnect.get_or_insert_with(Backoff::default);
         self.check()?;
         let given = self.take_stream()?;
-        let (link, target, callback) = self.into_parts()?;
+        let (link, target, callback, helpers) = self.into_parts()?;
         let first = given
             .map(|stream| target.adopt(stream, &link))
             .transpose()?;
@@ -255,7 +366,7 @@ impl ClientBuilder {
             // A fresh endpoint takes its first connection.
             let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
         }
-        client.spawn_link_threads()?;
+        client.spawn_link_threads(helpers)?;
         Ok(client)
     }
 
@@ -303,21 +414,23 @@ impl ClientBuilder {
         Ok(Some((stream, peer)))
     }
 
-    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>)> {
+    fn into_parts(self) -> Result<(LinkConfig, Target, Option<ClientCallback>, Helpers)> {
         let Builder { link, side } = self;
         #[cfg(feature = "tls")]
-        let tls = side.tls.map(|t| t.resolve(&side.host)).transpose()?;
+        let tls = side.tls.resolve(&side.host)?;
         let target = Target {
             host: side.host,
             port: side.port,
             local_addr: side.local_addr,
             connect_timeout: side.connect_timeout,
-            heartbeat: side.heartbeat,
-            reconnect: side.reconnect,
             #[cfg(feature = "tls")]
             tls,
             wake: Some(Wake::new()?),
         };
-        Ok((link, target, side.callback))
+        let helpers = Helpers {
+            heartbeat: side.heartbeat,
+            reconnect: side.reconnect,
+        };
+        Ok((link, target, side.callback, helpers))
     }
 }

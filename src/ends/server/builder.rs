@@ -1,15 +1,30 @@
-//! The settings of the ends that serve one client ([`ServerBuilder`](crate::ServerBuilder) and
-//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder)): where to
-//! listen, who may connect, what happens when the slot is taken, TLS.
+//! A server's settings and its start: [`ServerBuilder`]. The settings of
+//! every end that serves one client (this one and
+//! [`ReadLoopServerBuilder`](crate::ReadLoopServerBuilder)) are here too,
+//! on [`ServesOne`]: where to listen, who may connect, what happens when
+//! the slot is taken, TLS.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
-use super::admission::{PeerPredicate, SlotPolicy};
-use super::builder::{sealed, Builder};
-use super::server::OneClientServer;
-use crate::config::{DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use parking_lot::Mutex;
 
+use super::accept::Listening;
+use super::admission::{Allowlist, PeerPredicate, SlotPolicy};
+use super::OneClientServer;
+use crate::config::{LinkConfig, DEFAULT_BACKLOG, DEFAULT_LOCALHOST};
+use crate::ends::builder::{sealed, Builder, Monitored};
+use crate::error::Result;
+use crate::link::endpoint::{Endpoint, Takeover};
+use crate::link::socket;
+
+/// Configures a [`OneClientServer`]: the link's settings
+/// ([`Builder`]), where to listen and who may connect ([`ServesOne`]),
+/// the connect callback and the connection monitor.
+pub type ServerBuilder = Builder<ServerSide>;
+
+/// The connect callback as the builder keeps it.
 pub(crate) type ServerCallback = Box<dyn FnMut(&OneClientServer, bool) + Send>;
 
 /// What a [`ServerBuilder`](crate::ServerBuilder) holds beside the link's settings.
@@ -25,7 +40,9 @@ pub struct ServerSide {
     pub(crate) listeners: Vec<TcpListener>,
     pub(crate) reuse_port: bool,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<super::tls::ServerTls>,
+    pub(crate) tls: Option<crate::ends::tls::ServerTls>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSide {
@@ -42,7 +59,19 @@ impl Default for ServerSide {
             reuse_port: false,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
+            tls_client_ca: None,
         }
+    }
+}
+
+impl sealed::Sealed for ServerSide {}
+impl Monitored for ServerSide {}
+
+impl OneClientServer {
+    /// A builder with every default: loopback IPv4, port 0.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
     }
 }
 
@@ -72,7 +101,8 @@ impl<S: ServesOne> Builder<S> {
     /// Listen on every interface, on an IPv4 and an IPv6 socket (Python's
     /// `host=None`). With port 0 each socket gets its own port, so
     /// [`OneClientServer::port`] is 0: see
-    /// [`OneClientServer::local_addrs`].
+    /// [`OneClientServer::local_addrs`]. Default: off, the server listens
+    /// on [`host`](Self::host).
     pub fn any_host(mut self) -> Self {
         self.side.server_side().host = None;
         self
@@ -99,45 +129,61 @@ impl<S: ServesOne> Builder<S> {
     /// failed handshake is counted in `connections_rejected` and logged
     /// with the peer and the reason; the served client is undisturbed. At
     /// most [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES) run at once:
-    /// a client that arrives beyond them is turned away and counted the
-    /// same way. `close()` ends the handshakes under way (on Windows it
-    /// waits for them, the timeout at most).
+    /// a client that arrives beyond them ends the oldest handshake whose
+    /// client has said nothing yet (counted and logged the same way), so
+    /// silent connections can neither pile up threads nor keep a real
+    /// client out. `close()` ends the handshakes under way at once.
     /// Default: plain TCP.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
-        self.side.server_side().tls = Some(super::tls::ServerTls::Config(config));
+        self.side.server_side().tls = Some(crate::ends::tls::ServerTls::Config(config));
         self
     }
 
     /// [`tls`](Self::tls) with a configuration made from PEM files when
-    /// the server starts (see
-    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)):
-    /// the certificate chain, its key and, for mutual TLS, the CA that
-    /// client certificates must come from.
+    /// the server starts: its certificate chain and the chain's private
+    /// key (see
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem)).
+    /// A file that is missing or holds no certificate or key makes
+    /// `start()` fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming
+    /// it. Default: plain TCP.
+    ///
+    /// ```no_run
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .port(5000)
+    ///     .tls_from_pem("server.pem", "server.key")
+    ///     .tls_client_ca("clients-ca.pem") // mutual TLS
+    ///     .start()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_from_pem(
         mut self,
         cert: impl Into<std::path::PathBuf>,
         key: impl Into<std::path::PathBuf>,
-        client_ca: Option<std::path::PathBuf>,
     ) -> Self {
-        self.side.server_side().tls = Some(super::tls::ServerTls::Pem {
+        self.side.server_side().tls = Some(crate::ends::tls::ServerTls::Pem {
             cert: cert.into(),
             key: key.into(),
-            client_ca,
         });
         self
     }
 
-    /// Called on its own thread with `true` when a client connects and
-    /// `false` when it goes, once per change, in order. A panic in it is
-    /// logged and changes nothing else; it may call `close()` or
-    /// `close_client()`. Default: none.
-    pub fn connect_callback<F>(mut self, callback: F) -> Self
-    where
-        F: FnMut(&OneClientServer, bool) + Send + 'static,
-    {
-        self.side.server_side().callback = Some(Box::new(callback));
+    /// Mutual TLS, with [`tls_from_pem`](Self::tls_from_pem): every client
+    /// must show a certificate issued by a CA of this PEM file, or its
+    /// handshake fails. Without `tls_from_pem` (plain TCP, or a
+    /// configuration given to [`tls`](Self::tls), which says itself which
+    /// clients it takes) `start()` fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). Default:
+    /// none, clients show no certificate.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_ca(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.side.server_side().tls_client_ca = Some(ca.into());
         self
     }
 
@@ -243,4 +289,108 @@ impl<S: ServesOne> Builder<S> {
         self.side.server_side().reuse_port = on;
         self
     }
+}
+
+impl ServerBuilder {
+    /// Called on its own thread with `true` when a client connects and
+    /// `false` when it goes, once per change, in order. A panic in it is
+    /// logged and changes nothing else; it may call `close()` or
+    /// `close_client()`. Default: none.
+    pub fn connect_callback<F>(mut self, callback: F) -> Self
+    where
+        F: FnMut(&OneClientServer, bool) + Send + 'static,
+    {
+        self.side.callback = Some(Box::new(callback));
+        self
+    }
+
+    /// Binds and starts listening; returns once connections are accepted.
+    /// A port in use is [`Error::Io`](crate::Error::Io), naming the address.
+    ///
+    /// ```
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder()
+    ///     .host(LOCALHOST_IPV4)
+    ///     .port(0)
+    ///     .name("Commands")
+    ///     .connect_callback(|server, connected| log::info!("{}: {connected}", server.name()))
+    ///     .start()?;
+    /// assert_ne!(server.port(), 0);
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn start(self) -> Result<OneClientServer> {
+        let Builder { link, mut side } = self;
+        let callback = side.callback.take();
+        let server = listen(link, side)?;
+        let callback = callback.map(|mut callback| {
+            let view = server.view();
+            Box::new(move |connected| callback(&view, connected)) as _
+        });
+        // On error, dropping `server` closes what was started.
+        server.spawn_threads(callback)?;
+        Ok(server)
+    }
+}
+
+/// A server bound and listening, its settings checked, with no thread
+/// yet: the caller starts them with `spawn_threads`, once the connect
+/// callback (which may need a handle on more than the server, as the
+/// read loop's does) can be made.
+pub(crate) fn listen(link: LinkConfig, side: ServerSide) -> Result<OneClientServer> {
+    link.validate()?;
+    #[cfg(feature = "tls")]
+    let tls = crate::ends::tls::ServerTls::resolve(side.tls, side.tls_client_ca)?;
+    let allowlist = Allowlist::new(&side.allow, side.allow_peer)?;
+    let takeover = match side.slot_policy {
+        SlotPolicy::RejectNew => Takeover::IfDead,
+        SlotPolicy::ReplaceOld => Takeover::Always,
+    };
+    let (listeners, host) = if side.listeners.is_empty() {
+        let addrs = socket::listen_addrs(side.host.as_deref(), side.port)?;
+        let listeners = socket::bind_listeners(&addrs, side.backlog, side.reuse_port)?;
+        (listeners, side.host)
+    } else {
+        let adopted = side
+            .listeners
+            .into_iter()
+            .map(socket::adopt_listener)
+            .collect::<Result<Vec<_>>>()?;
+        let host = adopted.first().map(|(_, addr)| addr.ip().to_string());
+        (adopted.into_iter().map(|(l, _)| l).collect(), host)
+    };
+    let local_addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok().and_then(|a| a.as_socket()))
+        .collect();
+    // As in Python: a port picked per socket is ambiguous with several.
+    let port = match local_addrs.as_slice() {
+        [one] => one.port(),
+        _ => side.port,
+    };
+    let place = match local_addrs.as_slice() {
+        [one] => one.to_string(),
+        _ => format!("port {port}"),
+    };
+    let ep = Arc::new(Endpoint::new("OneClientServer", &place, link));
+    let listening = Arc::new(Listening {
+        ep: ep.clone(),
+        host,
+        allowlist,
+        takeover,
+        port,
+        local_addrs,
+        listeners: Mutex::new(listeners.into_iter().map(Arc::new).collect()),
+        stopping: AtomicBool::new(false),
+        accepting: AtomicUsize::new(0),
+        released: crossbeam_channel::unbounded(),
+        #[cfg(feature = "tls")]
+        tls,
+        #[cfg(feature = "tls")]
+        handshakes: Default::default(),
+    });
+    Ok(OneClientServer {
+        ep,
+        listening,
+        owner: true,
+    })
 }

@@ -75,6 +75,15 @@ pub(crate) struct Shaking {
     ended: Receiver<()>,
 }
 
+/// A handshake registered: its entry, the sender its thread holds until
+/// it ends, and the handshake ended to make room for it, if one was.
+#[cfg(feature = "tls")]
+struct Begun {
+    shaking: Arc<Shaking>,
+    done: Sender<()>,
+    evicted: Option<Arc<Shaking>>,
+}
+
 #[cfg(feature = "tls")]
 impl Handshakes {
     /// Registers a handshake with `peer`, or says why it may not start.
@@ -85,11 +94,7 @@ impl Handshakes {
     /// say nothing, however many, cannot keep it out. `stopping` is read
     /// under the lock `stop_all` takes, so a handshake registered after it
     /// ran saw the flag up.
-    fn begin(
-        &self,
-        peer: SocketAddr,
-        stopping: &AtomicBool,
-    ) -> std::result::Result<(Arc<Shaking>, Sender<()>, Option<Arc<Shaking>>), String> {
+    fn begin(&self, peer: SocketAddr, stopping: &AtomicBool) -> std::result::Result<Begun, String> {
         let wake = Wake::new().map_err(|e| format!("cannot make its wake socket: {e}"))?;
         let mut running = self.running.lock();
         if stopping.load(Ordering::Acquire) {
@@ -117,7 +122,11 @@ impl Handshakes {
         });
         running.next += 1;
         running.list.push(shaking.clone());
-        Ok((shaking, done, evicted))
+        Ok(Begun {
+            shaking,
+            done,
+            evicted,
+        })
     }
 
     fn end(&self, id: u64) {
@@ -239,7 +248,11 @@ impl Listening {
             return;
         }
         let (shaking, done) = match self.handshakes.begin(peer, &self.stopping) {
-            Ok((shaking, done, evicted)) => {
+            Ok(Begun {
+                shaking,
+                done,
+                evicted,
+            }) => {
                 if let Some(evicted) = evicted {
                     log::warn!(
                         "{}: {} TLS handshakes under way: ending the one with {} to make room for {peer}",
@@ -262,7 +275,7 @@ impl Listening {
         let id = shaking.id;
         let spawned = self.ep.spawn("tls", move || {
             let _done = done;
-            let shaken = super::tls::accept(
+            let shaken = crate::ends::tls::accept(
                 &config,
                 stream,
                 peer,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::client::Target;
+use super::target::Target;
 use crate::error::Chain;
 use crate::link::endpoint::{Endpoint, Takeover};
 
@@ -16,9 +16,9 @@ use crate::link::endpoint::{Endpoint, Takeover};
 /// (a busy server that accepts and closes at once): the client waits
 /// first, going on with the doubling where it was. Each wait is drawn
 /// between half and all of its nominal length, so that many clients of
-/// one server do not return in step. `connect()` and `start()` refuse a
-/// zero `initial` (it would retry without a pause) and an `initial` above
-/// `max`.
+/// one server do not return in step. `connect()` and
+/// `connect_in_background()` refuse a zero `initial` (it would retry
+/// without a pause) and an `initial` above `max`.
 ///
 /// ```
 /// use std::time::Duration;
