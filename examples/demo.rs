@@ -31,11 +31,17 @@ fn demo_struct(server: &OneClientServer, client: &Client) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    // The callback runs on a thread of its own; it says when it has, so
+    // that what this prints comes in order.
+    let (called, calls) = ts_tcpip::crossbeam_channel::unbounded();
     let server = OneClientServer::builder()
         .host(LOCALHOST_IPV4)
         .port(0)
         .name("demo")
-        .connect_callback(|s, connected| println!("[callback] {} connected={connected}", s.name()))
+        .connect_callback(move |s, connected| {
+            println!("[callback] {} connected={connected}", s.name());
+            let _ = called.send(connected);
+        })
         .start()?;
     println!("server listening on {:?}", server.local_addrs());
 
@@ -44,6 +50,7 @@ fn main() -> Result<()> {
         .port(server.port())
         .connect()?;
     server.wait_connected(Duration::from_secs(5))?;
+    let _ = calls.recv_timeout(Duration::from_secs(5));
 
     client.write_str("hello from the client")?;
     println!("client -> server  line: {:?}", server.read_str()?);
@@ -61,6 +68,7 @@ fn main() -> Result<()> {
     let event = events
         .recv_timeout(Duration::from_secs(5))
         .expect("the server notices");
+    let _ = calls.recv_timeout(Duration::from_secs(5));
     println!("server event: {event}");
     let stats = server.stats();
     println!(
