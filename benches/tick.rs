@@ -34,6 +34,7 @@
 //! TICK_DETECT=0 cargo bench --bench tick        # ticks only
 //! TICK_MONITOR=0 cargo bench --bench tick       # the crate's monitor off on both ends
 //! TICK_SPIN=50 cargo bench --bench tick         # the crate's ends spin 50 µs for a reply
+//! TICK_PIN=1 cargo bench --bench tick           # controller on CPU 0, echo threads on CPU 1
 //! cargo bench --bench tick -- --quick           # about 1 s of ticks (or TICK_QUICK=1)
 //! ```
 
@@ -112,6 +113,20 @@ fn monitor_interval() -> Duration {
     }
 }
 
+/// With `TICK_PIN=1`, pins the calling thread to CPU `cpu` (Linux): the
+/// controller to 0, the echo threads to 1, so that each end has a core
+/// of its own and no thread migrates.
+fn pin(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    if env::<u8>("TICK_PIN") == Some(1) {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set).expect("sched_setaffinity");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
+}
+
 /// The crate's spin (`TICK_SPIN`, µs): zero unless asked for.
 fn spin() -> Duration {
     Duration::from_micros(env::<u64>("TICK_SPIN").unwrap_or(0))
@@ -147,6 +162,7 @@ impl CrateLink {
         let echo = std::thread::Builder::new()
             .name("echo crate".into())
             .spawn(move || {
+                pin(1);
                 while let Ok(line) = echoing.read_str() {
                     if echoing.write_str(&line).is_err() {
                         break;
@@ -196,6 +212,7 @@ impl PlainLink {
         let echo = std::thread::Builder::new()
             .name("echo plain".into())
             .spawn(move || {
+                pin(1);
                 let mut out = peer.try_clone().expect("clone");
                 let mut input = BufReader::new(peer);
                 let (mut line, mut frame) = (String::new(), Vec::new());
@@ -752,6 +769,7 @@ fn detection(trials: usize) {
 }
 
 fn main() {
+    pin(0);
     let options = options();
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at start: {}", load.trim());
