@@ -106,6 +106,15 @@ impl Stream {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Releases the threads blocked reading the socket (their reads give
+    /// 0) without telling the peer anything: shutting the receiving side
+    /// sends no FIN, so a close with SO_LINGER 0 that follows is a bare
+    /// reset. (A thread blocked writing is not released: it needs a write
+    /// timeout.) The test kit's proxy resets connections this way.
+    pub(crate) fn interrupt(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
+    }
+
     /// The socket, for its options and timeouts.
     #[inline]
     pub(crate) fn socket(&self) -> &TcpStream {

@@ -160,6 +160,13 @@ impl Stream {
         self.wake.set();
     }
 
+    /// Releases every thread waiting on the socket (reads give 0, writes
+    /// `BrokenPipe`) without telling the peer anything, so a close with
+    /// SO_LINGER 0 that follows is a bare reset: the wake socket alone.
+    pub(crate) fn interrupt(&self) {
+        self.wake.set();
+    }
+
     /// The socket, for its options and timeouts.
     #[inline]
     pub(crate) fn socket(&self) -> &TcpStream {
