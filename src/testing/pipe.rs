@@ -259,8 +259,11 @@ impl Conn {
             }
             let mut state = pipe.state.lock();
             if state.transparent() && state.queue.is_empty() && !state.busy {
-                // The fast path: forward it now, from this thread.
+                // The fast path: forward it now, from this thread. Bytes
+                // count as forwarded once handed over, so that a count set
+                // meanwhile starts after them.
                 state.busy = true;
+                state.forwarded += data.map_or(0, |b| b.len() as u64);
                 drop(state);
                 let sent = match data {
                     Some(bytes) => self.write_all(dst, bytes),
@@ -268,7 +271,6 @@ impl Conn {
                 };
                 let mut state = pipe.state.lock();
                 state.busy = false;
-                state.forwarded += data.map_or(0, |b| b.len() as u64);
                 state.done = data.is_none();
                 drop(state);
                 pipe.changed.notify_all();
@@ -443,7 +445,7 @@ struct PipeState {
     busy: bool,
     /// The end of file has gone through: the writer leaves.
     done: bool,
-    /// Bytes written to the destination.
+    /// Bytes handed to the destination (counted as a write starts).
     forwarded: u64,
     /// No write before this (a slice's pause, the bandwidth's pace).
     next_write: Option<Instant>,
@@ -563,15 +565,15 @@ impl PipeState {
                 self.queue.pop_front();
             }
             self.queued -= take;
+            self.forwarded += take as u64;
             self.last_due = Some(due);
             return Next::Write(piece);
         }
     }
 
-    /// Counts a piece of `n` bytes written from `started`, sets the pace
-    /// of the next, and says whether a count ends the connection now.
+    /// Sets the pace after a piece of `n` bytes written from `started`,
+    /// and says whether a count ends the connection now.
     fn wrote(&mut self, n: usize, started: Instant) -> Option<Ending> {
-        self.forwarded += n as u64;
         let (size, pause) = self.faults.slice;
         let mut next = (size > 0).then(|| started + pause);
         if self.faults.bandwidth > 0 {

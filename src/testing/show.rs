@@ -40,7 +40,7 @@ pub(crate) fn escape_into(bytes: &[u8], out: &mut String) {
 /// bytes and says how many it left out.
 pub(crate) fn quoted(bytes: &[u8]) -> String {
     let mut out = String::from("\"");
-    let mut quote = |bytes: &[u8], out: &mut String| {
+    let quote = |bytes: &[u8], out: &mut String| {
         for part in bytes.split_inclusive(|&b| b == b'"') {
             match part.split_last() {
                 Some((b'"', before)) => {
