@@ -273,7 +273,12 @@ impl Conn {
                 state.busy = false;
                 state.done = data.is_none();
                 drop(state);
-                pipe.changed.notify_all();
+                // The writer has nothing to do (the queue was empty and
+                // only this thread fills it) unless it is to leave; not
+                // waking it each chunk keeps the fast path one wake-up.
+                if data.is_none() {
+                    pipe.changed.notify_all();
+                }
                 if sent.is_err() {
                     self.end(Ending::Reset);
                     return;
