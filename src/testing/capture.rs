@@ -79,7 +79,8 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Record {
-    /// Since the capture began (the proxy started).
+    /// Since the capture began (the proxy started); a file keeps whole
+    /// microseconds.
     pub time: Duration,
     /// The connection, numbered from 1 in the order the proxy accepted
     /// them.
@@ -424,9 +425,11 @@ impl Recorder {
         }
     }
 
-    /// Records `event` of `connection`, stamped `at`.
+    /// Records `event` of `connection`, stamped `at` (in whole
+    /// microseconds, as the file keeps it).
     pub(super) fn record(&self, at: Instant, connection: u32, event: Event) {
-        let time = at.saturating_duration_since(self.started);
+        let since = at.saturating_duration_since(self.started);
+        let time = Duration::from_micros(since.as_micros() as u64);
         let record = Record::new(time, connection, event);
         self.capture.lock().records.push(record);
     }

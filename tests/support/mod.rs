@@ -4,6 +4,7 @@
 //! [`proc`] (Linux only), for the binaries that measure the process.
 #![allow(dead_code)]
 
+pub mod checks;
 pub mod netns;
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 pub mod pki;
