@@ -531,24 +531,27 @@ fn dropping_an_unfinished_peer_panics_with_its_verdict() {
     let _w = watchdog(Duration::from_secs(30));
     let peer = ScriptedPeer::server()
         .name("forgotten")
+        // Far longer than the test may take: the drop must not wait it out.
+        .default_deadline(Duration::from_secs(600))
+        .send_line("hello")
         .expect_line("a")
         .send_line("b")
         .start()
         .unwrap();
-    let _program = raw_connect(peer.addr());
+    let mut program = raw_connect(peer.addr());
+    // Once the greeting is here, the peer is on to waiting for "a".
+    program.read_exact(&mut [0u8; 7]).unwrap();
     let started = Instant::now();
     let panic = catch_unwind(AssertUnwindSafe(|| drop(peer))).expect_err("the drop panics");
-    // It stopped the step under way instead of waiting out its deadline.
     assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
     let message = panic.downcast_ref::<String>().expect("a formatted message");
     assert!(
         message.contains("scripted peer `forgotten`: 1 mismatch"),
         "{message}"
     );
-    // Step 1 was under way or about to start: either way it did not end.
-    assert!(message.contains("step 1, expect_line(\"a\")"), "{message}");
-    assert!(message.contains("dropped"), "{message}");
-    assert!(message.contains("not run: 2 send_line(\"b\")"), "{message}");
+    assert!(message.contains("step 2, expect_line(\"a\")"), "{message}");
+    assert!(message.contains("before the peer was dropped"), "{message}");
+    assert!(message.contains("not run: 3 send_line(\"b\")"), "{message}");
 }
 
 #[test]

@@ -406,7 +406,6 @@ impl Pipe {
             done: false,
             forwarded: 0,
             next_write: None,
-            last_due: None,
             rng: seed(),
         };
         state.set(faults.clone());
@@ -454,8 +453,6 @@ struct PipeState {
     forwarded: u64,
     /// No write before this (a slice's pause, the bandwidth's pace).
     next_write: Option<Instant>,
-    /// When the last chunk written was due: none goes before it.
-    last_due: Option<Instant>,
     rng: u64,
 }
 
@@ -515,10 +512,11 @@ impl PipeState {
             let Some(head) = self.queue.front() else {
                 return Next::Wait(None);
             };
+            // Only the head is looked at: a chunk whose jitter made it due
+            // sooner waits for the ones before it, so bytes keep their order.
             let delay =
                 self.faults.latency.as_secs_f64() + self.faults.jitter.as_secs_f64() * head.jitter;
             let due = head.arrival + Duration::from_secs_f64(delay.max(0.0));
-            let due = self.last_due.map_or(due, |last| due.max(last));
             if now < due {
                 return Next::Wait(Some(due));
             }
@@ -571,7 +569,6 @@ impl PipeState {
             }
             self.queued -= take;
             self.forwarded += take as u64;
-            self.last_due = Some(due);
             return Next::Write(piece);
         }
     }

@@ -393,12 +393,10 @@ impl Runner {
         }
     }
 
-    /// Ends the script after a mismatch: the program hears a close now
-    /// rather than wait for a peer that will not answer.
+    /// Ends the script after a mismatch. The thread ends with it, and
+    /// the connection (its only owner) closes: the program hears a close
+    /// now rather than wait for a peer that will not answer.
     fn stop(self, not_run: Vec<String>) -> Outcome {
-        if let Some(stream) = &self.stream {
-            stream.shutdown();
-        }
         Outcome {
             mismatches: self.mismatches,
             not_run,
