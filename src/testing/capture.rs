@@ -113,7 +113,8 @@ pub enum Timing {
 }
 
 /// Both directions of a session with their times: what a recording
-/// [`FaultProxy`](super::FaultProxy) saw ([`FaultProxy::capture`]), or
+/// [`FaultProxy`](super::FaultProxy) saw
+/// ([`FaultProxy::capture`](super::FaultProxy::capture)), or
 /// read back from a file ([`Capture::load`]).
 ///
 /// # The file format

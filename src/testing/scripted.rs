@@ -97,14 +97,14 @@ impl ScriptedPeer {
 
     /// A server script that replays the server's side of the first
     /// connection in `capture` and expects the client's side of it: see
-    /// [`Capture::script`].
+    /// [the replay rules](Capture#replay).
     pub fn replay_server(capture: &Capture, timing: Timing) -> Script {
         capture.script(Script::new(Role::Server), timing)
     }
 
     /// A client script, connecting to `addr`, that replays the client's
     /// side of the first connection in `capture` and expects the server's
-    /// side of it: see [`Capture::script`].
+    /// side of it: see [the replay rules](Capture#replay).
     pub fn replay_client(addr: SocketAddr, capture: &Capture, timing: Timing) -> Script {
         capture.script(Script::new(Role::Client(addr)), timing)
     }
