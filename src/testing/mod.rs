@@ -40,8 +40,10 @@
 //! ```
 
 mod capture;
+mod faults;
 mod pipe;
 mod proxy;
+mod runner;
 mod script;
 mod scripted;
 mod show;

@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use socket2::Socket;
 
 use super::capture::{Capture, Direction, Event, Recorder};
-use super::pipe::{Change, Conn, Ending, FaultSet};
+use super::faults::{Change, Ending, FaultSet};
+use super::pipe::Conn;
 use crate::config::{DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT};
 use crate::error::Result;
 use crate::link::socket::{bind_listeners, wake_accept};
@@ -185,7 +186,7 @@ impl FaultProxy {
         }
     }
 
-    /// Connections accepted so far.
+    /// Connections forwarded so far (accepted, and connected upstream).
     pub fn connections(&self) -> u32 {
         self.shared.conns.lock().accepted
     }
@@ -360,12 +361,6 @@ struct Registry {
 struct Entry {
     conn: Weak<Conn>,
     threads: Vec<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Conn")
-    }
 }
 
 impl Shared {
