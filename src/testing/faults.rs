@@ -101,7 +101,7 @@ pub(super) struct PipeState {
     pub(super) forwarded: u64,
     /// No write before this (a slice's pause, the bandwidth's pace).
     pub(super) next_write: Option<Instant>,
-    pub(super) rng: u64,
+    rng: u64,
 }
 
 impl PipeState {
@@ -266,4 +266,91 @@ fn seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0);
     hasher.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(changes: &[Change]) -> PipeState {
+        let mut state = PipeState::new(FaultSet::default());
+        changes.iter().for_each(|c| state.apply(*c));
+        state
+    }
+
+    /// Every piece `next` hands out at `now`, pretending each write is
+    /// instant, until it says to wait or end.
+    fn drain(state: &mut PipeState, now: Instant) -> (Vec<usize>, Next) {
+        let mut pieces = Vec::new();
+        loop {
+            match state.next(now) {
+                Next::Write(piece) => {
+                    pieces.push(piece.len());
+                    if let Some(how) = state.wrote(piece.len(), now) {
+                        return (pieces, Next::End(how));
+                    }
+                    // Pretend the pace has passed.
+                    state.next_write = None;
+                }
+                other => return (pieces, other),
+            }
+        }
+    }
+
+    #[test]
+    fn a_piece_is_no_larger_than_the_slice_the_pace_or_the_bytes_left_before_a_count() {
+        let now = Instant::now();
+        let mut sliced = state(&[Change::Slice(4, Duration::ZERO)]);
+        sliced.push(now, Some(vec![0; 10]));
+        assert_eq!(drain(&mut sliced, now).0, [4, 4, 2]);
+
+        let mut paced = state(&[Change::Bandwidth(300)]);
+        paced.push(now, Some(vec![0; 7]));
+        assert_eq!(drain(&mut paced, now).0, [3, 3, 1], "10 ms at 300 B/s");
+
+        let mut counted = state(&[Change::Slice(4, Duration::ZERO), Change::CloseAfter(6)]);
+        counted.push(now, Some(vec![0; 10]));
+        let (pieces, end) = drain(&mut counted, now);
+        assert_eq!(pieces, [4, 2]);
+        assert!(matches!(end, Next::End(Ending::Close)));
+    }
+
+    #[test]
+    fn past_a_limit_chunks_are_swallowed_and_the_end_of_file_still_goes() {
+        let now = Instant::now();
+        let mut state = state(&[Change::Limit(3)]);
+        state.push(now, Some(vec![0; 2]));
+        state.push(now, Some(vec![0; 2]));
+        state.push(now, Some(vec![0; 5]));
+        state.push(now, None);
+        let (pieces, next) = drain(&mut state, now);
+        assert_eq!(pieces, [2, 1]);
+        assert!(matches!(next, Next::Eof));
+        assert_eq!(state.queued, 0);
+    }
+
+    #[test]
+    fn a_chunk_is_due_its_latency_after_it_arrived_and_a_count_starts_when_set() {
+        let now = Instant::now();
+        let mut state = state(&[Change::Latency(Duration::from_millis(50))]);
+        state.forwarded = 100;
+        state.apply(Change::ResetAfter(1));
+        state.push(now, Some(vec![0; 2]));
+        assert!(
+            matches!(state.next(now), Next::Wait(Some(at)) if at == now + Duration::from_millis(50))
+        );
+        let later = now + Duration::from_millis(50);
+        assert!(matches!(state.next(later), Next::Write(piece) if piece.len() == 1));
+        assert_eq!(state.wrote(1, later), Some(Ending::Reset));
+    }
+
+    #[test]
+    fn held_bytes_wait_for_release() {
+        let now = Instant::now();
+        let mut state = state(&[Change::Hold(true)]);
+        state.push(now, Some(vec![1]));
+        assert!(matches!(state.next(now), Next::Wait(None)));
+        state.apply(Change::Hold(false));
+        assert!(matches!(state.next(now), Next::Write(_)));
+    }
 }
