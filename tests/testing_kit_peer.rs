@@ -579,6 +579,37 @@ fn dropping_a_peer_whose_script_is_done_is_quiet() {
 }
 
 #[test]
+fn a_dropped_peer_judges_expect_nothing_more_on_what_arrived() {
+    let _w = watchdog(Duration::from_secs(30));
+    let script = || {
+        ScriptedPeer::server()
+            .expect_line("a")
+            .send_line("ok")
+            .expect_nothing_more()
+            .start()
+            .unwrap()
+    };
+    let quiet = script();
+    let client = client_of(&quiet);
+    client.write_str("a").unwrap();
+    assert_eq!(client.read_str().unwrap(), "ok");
+    drop(quiet);
+
+    let chatty = script();
+    let client = client_of(&chatty);
+    client.write_str("a").unwrap();
+    assert_eq!(client.read_str().unwrap(), "ok");
+    client.write_str("extra").unwrap();
+    let panic = catch_unwind(AssertUnwindSafe(|| drop(chatty))).expect_err("a mismatch");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message
+            .contains("step 3, expect_nothing_more(): expected nothing more; got \"extra\\r\\n\""),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_script_that_cannot_run_is_an_invalid_argument_naming_the_step() {
     let cases = [
         (

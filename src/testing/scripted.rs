@@ -64,7 +64,10 @@ use crate::link::socket::Stream;
 /// tokio-test's mock panics when actions remain). While the thread is
 /// already panicking (a failed assertion earlier in the test) the drop
 /// logs the verdict at ERROR instead: a second panic would abort the
-/// test process. A peer whose script ran to its end cleanly drops quietly.
+/// test process. A peer whose script ran to its end cleanly drops quietly;
+/// the steps that only say how a script ends (`stop_reading()`,
+/// `go_silent()`, `expect_nothing_more()`, judged on what has arrived by
+/// the drop) count as run even if the drop came first.
 #[derive(Debug)]
 pub struct ScriptedPeer {
     name: String,
