@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{raw_connect, watchdog, QUIET, WAIT};
+use support::{expect_reset, raw_connect, watchdog, QUIET, WAIT};
 use ts_tcpip::prelude::*;
 use ts_tcpip::testing::{ScriptFailure, ScriptedPeer};
 use ts_tcpip::Error;
@@ -434,10 +434,7 @@ fn reset_is_connection_reset_for_the_program() {
         .unwrap();
     let mut program = raw_connect(peer.addr());
     program.write_all(b"go\r\n").unwrap();
-    let err = program
-        .read(&mut [0u8; 16])
-        .expect_err("a reset, not data or end of file");
-    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    expect_reset(&mut program);
     peer.finish().unwrap();
 }
 

@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{raw_connect, watchdog, QUIET, WAIT};
+use support::{expect_reset, raw_connect, watchdog, QUIET, WAIT};
 use ts_tcpip::testing::{Direction, FaultProxy};
 
 /// Slack for a lower bound: the clocks of two threads read a little apart.
@@ -71,14 +71,6 @@ fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     stream.read_to_end(&mut all).expect("a clean end of file");
     all
-}
-
-#[track_caller]
-fn expect_reset(stream: &mut TcpStream) {
-    match stream.read(&mut [0u8; 64]) {
-        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
-        Ok(n) => panic!("expected a reset, got {n} bytes (0: end of file)"),
-    }
 }
 
 // ----------------------------------------------------------------- no fault

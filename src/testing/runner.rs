@@ -353,7 +353,12 @@ impl Runner {
             let _ = stream
                 .socket()
                 .set_write_timeout(left.map(|l| l.max(Duration::from_millis(1))));
-            match stream.write(&bytes[sent..]) {
+            if !self.control.begin_io() {
+                return self.cut_short(n, step, Short::Aborted, "to send".into());
+            }
+            let written = stream.write(&bytes[sent..]);
+            self.control.end_io();
+            match written {
                 Ok(k) => sent += k,
                 Err(e)
                     if matches!(
@@ -492,7 +497,12 @@ impl Runner {
             let _ = stream
                 .socket()
                 .set_read_timeout(left.map(|l| l.max(Duration::from_millis(1))));
-            match stream.read(&mut self.chunk) {
+            if !self.control.begin_io() {
+                return Err(Short::Aborted);
+            }
+            let read = stream.read(&mut self.chunk);
+            self.control.end_io();
+            match read {
                 Ok(0) if self.control.aborted() => return Err(Short::Aborted),
                 Ok(0) => {
                     self.eof = true;

@@ -229,6 +229,8 @@ pub(super) struct Control {
 struct ControlState {
     finish: bool,
     abort: bool,
+    /// The thread is in (or about to start) a blocking read or write.
+    in_io: bool,
     /// The connection, to shut down on abort; the thread owns it, so that
     /// a reset closes it at once.
     stream: Weak<Stream>,
@@ -244,13 +246,29 @@ impl Control {
         let stream = {
             let mut state = self.state.lock();
             state.abort = true;
-            state.stream.upgrade()
+            // Only a read or write needs the socket shut to end: a thread
+            // waiting here is woken by the notify, and leaves the socket
+            // as it is, with what has arrived still readable (Windows
+            // drops it on a shutdown) for `expect_nothing_more()`.
+            state.in_io.then(|| state.stream.upgrade()).flatten()
         };
         self.changed.notify_all();
-        // Wakes a read or write under way; the thread sees `abort`.
         if let Some(stream) = stream {
             stream.shutdown();
         }
+    }
+
+    /// Marks the start of a blocking read or write; false if the peer was
+    /// dropped (then it must not start). Until [`end_io`](Self::end_io), a
+    /// drop shuts the socket down to end it.
+    pub(super) fn begin_io(&self) -> bool {
+        let mut state = self.state.lock();
+        state.in_io = !state.abort;
+        state.in_io
+    }
+
+    pub(super) fn end_io(&self) {
+        self.state.lock().in_io = false;
     }
 
     pub(super) fn aborted(&self) -> bool {
