@@ -13,7 +13,15 @@
 //! a thread of its own. Through the proxy each direction also crosses the
 //! proxy's forwarding thread for that direction: one wake-up, one read
 //! and one write each way.
+//!
+//! Beside them, the floor: the same workload through the least a
+//! forwarder can be, a thread each way that `read`s and `write_all`s
+//! (TCP_NODELAY on both legs) and nothing else. What the floor adds to the
+//! direct link is the cost of the hand-offs between threads on this
+//! machine; what the proxy adds to the floor is its own.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,24 +34,48 @@ use ts_tcpip::*;
 /// 38 characters: 40 bytes with the terminator.
 const LINE_40: &str = "move 1.500000 2.500000 3.500000 4.50000";
 
-/// A client and a server, directly or through a proxy (kept alive here).
+/// How the client reaches the server, by bench id.
+const PATHS: [(&str, Path); 3] = [
+    ("direct", Path::Direct),
+    ("proxied", Path::Proxied),
+    ("floor", Path::Floor),
+];
+
+#[derive(Clone, Copy)]
+enum Path {
+    Direct,
+    /// Through a `FaultProxy` with no fault on.
+    Proxied,
+    /// Through a [`Floor`].
+    Floor,
+}
+
+/// A client, a server, and what is between them (kept alive with them,
+/// and dropped after them).
 struct Pair {
     client: Client,
     server: Option<OneClientServer>,
     echo: Option<Echo>,
     _proxy: Option<FaultProxy>,
+    _floor: Option<Floor>,
 }
 
 impl Pair {
-    fn new(proxied: bool) -> Pair {
+    fn new(path: Path) -> Pair {
         let server = OneClientServer::builder()
             .host(LOCALHOST_IPV4)
             .port(0)
             .start()
             .expect("server start");
-        let proxy =
-            proxied.then(|| FaultProxy::start(server.local_addrs()[0]).expect("proxy start"));
-        let port = proxy.as_ref().map_or(server.port(), FaultProxy::port);
+        let upstream = server.local_addrs()[0];
+        let proxy = matches!(path, Path::Proxied)
+            .then(|| FaultProxy::start(upstream).expect("proxy start"));
+        let floor = matches!(path, Path::Floor).then(|| Floor::start(upstream));
+        let port = match (&proxy, &floor) {
+            (Some(proxy), _) => proxy.port(),
+            (_, Some(floor)) => floor.port,
+            _ => server.port(),
+        };
         let client = Client::builder()
             .host(LOCALHOST_IPV4)
             .port(port)
@@ -57,6 +89,7 @@ impl Pair {
             server: Some(server),
             echo: None,
             _proxy: proxy,
+            _floor: floor,
         }
     }
 
@@ -74,6 +107,57 @@ impl Pair {
         }
         self.echo.as_ref().expect("just set")
     }
+}
+
+/// The least a forwarder can be, for one connection: a thread each way
+/// that reads and writes what it read.
+struct Floor {
+    port: u16,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Floor {
+    fn start(upstream: SocketAddr) -> Floor {
+        let listener = TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let thread = std::thread::spawn(move || {
+            let (client, _) = listener.accept().expect("accept");
+            let server = TcpStream::connect(upstream).expect("connect upstream");
+            client.set_nodelay(true).expect("TCP_NODELAY");
+            server.set_nodelay(true).expect("TCP_NODELAY");
+            let back = {
+                let (client, server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(server, client))
+            };
+            pump(client, server);
+            back.join().expect("the pump back");
+        });
+        Floor {
+            port,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        // The pumps end once the client and the server have closed: the
+        // pair drops them before this.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends.
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
 }
 
 /// A thread owning the server, echoing `n` lines per job.
@@ -120,10 +204,10 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 
 fn one_thread(c: &mut Criterion) {
     let mut group = group(c, "proxy_round_trip_1_thread");
-    for (id, proxied) in [("direct", false), ("proxied", true)] {
+    for (id, path) in PATHS {
         let mut pair = None;
         group.bench_function(id, |b| {
-            let pair = pair.get_or_insert_with(|| Pair::new(proxied));
+            let pair = pair.get_or_insert_with(|| Pair::new(path));
             b.iter(|| {
                 pair.client.write_str(LINE_40).expect("write_str");
                 let line = pair.server().read_str().expect("read_str");
@@ -137,10 +221,10 @@ fn one_thread(c: &mut Criterion) {
 
 fn two_threads(c: &mut Criterion) {
     let mut group = group(c, "proxy_round_trip_2_threads");
-    for (id, proxied) in [("direct", false), ("proxied", true)] {
+    for (id, path) in PATHS {
         let mut pair = None;
         group.bench_function(id, |b| {
-            let pair = pair.get_or_insert_with(|| Pair::new(proxied));
+            let pair = pair.get_or_insert_with(|| Pair::new(path));
             b.iter_custom(|n| {
                 let started = Instant::now();
                 pair.echo()
