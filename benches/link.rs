@@ -251,16 +251,29 @@ impl<C: End, S: End> Pair<C, S> {
 
 /// `ts_tcpip` both ways, text in `encoding`.
 fn ts_pair(encoding: Encoding) -> Pair<Ts<Client>, Ts<OneClientServer>> {
+    ts_json_pair(encoding, DEFAULT_JSON_STYLE, DEFAULT_JSON_NON_FINITE)
+}
+
+/// `ts_tcpip` both ways, JSON written in `style`, NaN read if `non_finite`.
+fn ts_json_pair(
+    encoding: Encoding,
+    style: JsonStyle,
+    non_finite: bool,
+) -> Pair<Ts<Client>, Ts<OneClientServer>> {
     let server = OneClientServer::builder()
         .host(LOCALHOST_IPV4)
         .port(0)
         .encoding(encoding)
+        .json_style(style)
+        .json_non_finite(non_finite)
         .start()
         .expect("server start");
     let client = Client::builder()
         .host(LOCALHOST_IPV4)
         .port(server.port())
         .encoding(encoding)
+        .json_style(style)
+        .json_non_finite(non_finite)
         .connect()
         .expect("client connect");
     server
@@ -387,19 +400,22 @@ impl Workload for EchoRoundTrip {
 }
 
 /// A small JSON object there and back, as `RoundTrip` does a line.
-struct JsonRoundTrip;
+struct JsonRoundTrip {
+    sent: Command,
+}
 
 impl Workload for JsonRoundTrip {
     fn run<C: End, S: End>(&self, b: &mut Bencher<'_>, pair: &mut Pair<C, S>) {
-        let sent = command();
-        pair.client.send_json(&sent);
+        let sent = &self.sent;
+        pair.client.send_json(sent);
+        // Debug shows NaN as NaN, where == would not hold.
         assert_eq!(
-            pair.server().recv_json::<Command>(),
-            sent,
+            format!("{:?}", pair.server().recv_json::<Command>()),
+            format!("{sent:?}"),
             "the object arrives whole"
         );
         b.iter(|| {
-            pair.client.send_json(&sent);
+            pair.client.send_json(sent);
             let got: Command = pair.server().recv_json();
             pair.server().send_json(&got);
             black_box(pair.client.recv_json::<Command>())
@@ -577,16 +593,58 @@ fn throughput(c: &mut Criterion) {
 }
 
 /// The JSON round trip beside the plain line round trip it is held to
-/// (and the plain JSON round trip, for reference).
+/// (and the plain JSON round trip, for reference). Beside them, in the
+/// same run: the crate refusing NaN (`json_non_finite(false)`: serde_json
+/// alone, the read path before NaN was read), the Python style, and a
+/// Python-style object with a NaN in it (the reader's second pass).
 fn json(c: &mut Criterion) {
     let mut group = group(c, "json_round_trip", None);
     let (ts, plain) = (|| ts_pair(Encoding::Utf8), || plain_pair(Encoding::Utf8));
-    entry(&mut group, CRATE, ts, &JsonRoundTrip);
-    entry(&mut group, PLAIN, plain, &JsonRoundTrip);
+    let small = JsonRoundTrip { sent: command() };
+    entry(&mut group, CRATE, ts, &small);
+    entry(&mut group, PLAIN, plain, &small);
     entry(&mut group, "std_net_line", plain, &RoundTrip);
     entry(&mut group, "ts_tcpip_line", ts, &RoundTrip);
+    let strict = || ts_json_pair(Encoding::Utf8, JsonStyle::Compact, false);
+    entry(&mut group, "ts_tcpip_strict", strict, &small);
+    let python = || ts_json_pair(Encoding::Utf8, JsonStyle::Python, true);
+    entry(&mut group, "ts_tcpip_python", python, &small);
+    let with_nan = JsonRoundTrip {
+        sent: Command {
+            args: vec![1.5, f64::NAN],
+            ..command()
+        },
+    };
+    entry(&mut group, "ts_tcpip_python_nan", python, &with_nan);
     group.finish();
 }
 
-criterion_group!(benches, round_trips, throughput, json);
+/// The codec alone on one line of the small object, no socket: serde_json
+/// beside the crate's reading (which is serde_json for a line without
+/// NaN), a line with NaN, and each style's writing.
+fn json_codec(c: &mut Criterion) {
+    let mut group = group(c, "json_codec", None);
+    let line = json::to_string(&command(), JsonStyle::Python).expect("write");
+    let nan_line = line.replace("2.5", "NaN");
+    group.bench_function("read_serde_json", |b| {
+        b.iter(|| serde_json::from_str::<Command>(black_box(&line)).expect("read"))
+    });
+    group.bench_function("read", |b| {
+        b.iter(|| json::from_str::<Command>(black_box(&line)).expect("read"))
+    });
+    group.bench_function("read_nan", |b| {
+        b.iter(|| json::from_str::<Command>(black_box(&nan_line)).expect("read"))
+    });
+    for (id, style) in [
+        ("write_compact", JsonStyle::Compact),
+        ("write_python", JsonStyle::Python),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter(|| json::to_string(black_box(&command()), style).expect("write"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, round_trips, throughput, json, json_codec);
 criterion_main!(benches);

@@ -32,6 +32,14 @@ ROWS = [
     ("json_round_trip", "ts_tcpip", "std_net_line", "time", "<= 1.2"),
     ("json_round_trip", "std_net", "std_net_line", "time", "(plain JSON / plain line)"),
     ("json_round_trip", "ts_tcpip_line", "std_net_line", "time", "(<= 1.05)"),
+    # Reading NaN costs a line without it nothing: the default against the
+    # crate refusing NaN (serde_json alone), in the same run.
+    ("json_round_trip", "ts_tcpip", "ts_tcpip_strict", "time", "(default / refusing NaN)"),
+    ("json_round_trip", "ts_tcpip_python", "ts_tcpip", "time", "(Python style / compact)"),
+    ("json_round_trip", "ts_tcpip_python_nan", "ts_tcpip_python", "time", "(with a NaN / without)"),
+    ("json_codec", "read", "read_serde_json", "time", "(crate's read / serde_json, no NaN)"),
+    ("json_codec", "read_nan", "read", "time", "(a line with NaN / without)"),
+    ("json_codec", "write_python", "write_compact", "time", "(Python style / compact)"),
     # benches/tls.rs (cargo bench --features tls --bench tls): the crate
     # over TLS against the crate over plain TCP.
     ("tls_round_trip_1_thread", "ts_tcpip_tls", "ts_tcpip", "time", "<= 1.3"),

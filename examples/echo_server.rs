@@ -5,6 +5,7 @@
 //! cargo run --example echo_server -- PORT [--host H] [--encoding E] [--terminator T]
 //! cargo run --features tls --example echo_server -- PORT --cert CERT.pem --key KEY.pem [--client-ca CA.pem]
 //! cargo run --example echo_server -- PORT [--allow CIDR]... [--replace]
+//! cargo run --example echo_server -- PORT --json python
 //! ```
 //!
 //! Prints `echo server listening on port N` once listening (PORT 0: any
@@ -15,8 +16,12 @@
 //! TLS options need the `tls` feature. `--allow CIDR` (repeatable) serves
 //! only peers in those ranges (default: everyone); `--replace` serves a
 //! new client and closes the current one (default: the new one is
-//! closed at once, as in Python). Stop it with Ctrl-C, or by sending
-//! the line `quit` (echoed, then the server exits with status 0).
+//! closed at once, as in Python). With `--json STYLE` (`compact` or
+//! `python`) it echoes JSON: each line is read with `read_json` (Python's
+//! `NaN` and `Infinity` included) and written back with `write_json` in
+//! that style, keys in their order; a line that is not JSON closes the
+//! client. Stop it with Ctrl-C, or by sending the line `quit` (`"quit"`
+//! with `--json`; echoed, then the server exits with status 0).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,10 +30,11 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{unescape, with_causes};
+use cli::{json_style, unescape, with_causes, Json};
 
 const USAGE: &str = "usage: echo_server PORT [--host H] [--encoding E] [--terminator T] \
-                     [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]] [--allow CIDR]... [--replace]";
+                     [--cert CERT.pem --key KEY.pem [--client-ca CA.pem]] [--allow CIDR]... [--replace] \
+                     [--json compact|python]";
 
 /// What a TLS flag says when the example was built without TLS.
 pub const NO_TLS: &str =
@@ -51,6 +57,8 @@ pub struct Options {
     /// Serve a new client and close the current one
     /// ([`SlotPolicy::ReplaceOld`]), instead of closing the new one.
     pub replace: bool,
+    /// Echo JSON values in this style instead of lines.
+    pub json: Option<JsonStyle>,
 }
 
 /// The server's TLS as PEM files.
@@ -75,6 +83,7 @@ impl Options {
             tls: None,
             allow: Vec::new(),
             replace: false,
+            json: None,
         }
     }
 }
@@ -96,6 +105,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
             "--client-ca" => client_ca = Some(PathBuf::from(value()?)),
             "--allow" => options.allow.push(value()?),
             "--replace" => options.replace = true,
+            "--json" => options.json = Some(json_style(&value()?)?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             text if port.is_none() => {
                 port = Some(text.parse().map_err(|_| format!("bad port {text:?}"))?)
@@ -181,6 +191,18 @@ pub fn start(
     }
     if options.replace {
         builder = builder.slot_policy(SlotPolicy::ReplaceOld);
+    }
+    if let Some(style) = options.json {
+        return builder
+            .json_style(style)
+            .start(move |server: &OneClientReadLoopServer| {
+                let value: Json = server.read_json()?;
+                server.write_json(&value)?;
+                if value == Json::Str("quit".into()) {
+                    on_quit();
+                }
+                Ok::<(), Error>(())
+            });
     }
     builder.start(move |server: &OneClientReadLoopServer| {
         let line = server.read_str()?;

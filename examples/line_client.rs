@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example line_client -- HOST PORT [--encoding E] [--terminator T]
 //! cargo run --features tls --example line_client -- HOST PORT --ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]
+//! cargo run --example line_client -- HOST PORT --json python
 //! ```
 //!
 //! One reply line is read for each line sent, and stdout holds only the
@@ -15,7 +16,10 @@
 //! `utf-8`). With `--ca` it speaks TLS, verifying the server against
 //! CA.pem for NAME (default: HOST), and with `--cert` and `--key` shows a
 //! client certificate (mutual TLS). The TLS options need the `tls`
-//! feature.
+//! feature. With `--json STYLE` (`compact` or `python`) each line of stdin
+//! is a JSON value (Python's `NaN` and `Infinity` allowed), sent with
+//! `write_json` in that style; each reply is read with `read_json` and
+//! printed in the same style.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -25,10 +29,11 @@ use ts_tcpip::prelude::*;
 use ts_tcpip::{Error, Result};
 
 mod cli;
-use cli::{unescape, with_causes};
+use cli::{json_style, unescape, with_causes, Json};
 
 const USAGE: &str = "usage: line_client HOST PORT [--encoding E] [--terminator T] \
-                     [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]]";
+                     [--ca CA.pem [--cert CERT.pem --key KEY.pem] [--server-name NAME]] \
+                     [--json compact|python]";
 
 /// What a TLS flag says when the example was built without TLS.
 pub const NO_TLS: &str =
@@ -46,6 +51,8 @@ pub struct Options {
     pub terminator: Vec<u8>,
     /// TLS, or `None` for plain TCP.
     pub tls: Option<TlsFiles>,
+    /// Send and print JSON values in this style instead of lines.
+    pub json: Option<JsonStyle>,
 }
 
 /// The client's TLS as PEM files.
@@ -67,6 +74,7 @@ impl Options {
             encoding: DEFAULT_ENCODING,
             terminator: DEFAULT_TERMINATOR.to_vec(),
             tls: None,
+            json: None,
         }
     }
 }
@@ -77,6 +85,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
     let mut positional = Vec::new();
     let (mut encoding, mut terminator) = (DEFAULT_ENCODING, DEFAULT_TERMINATOR.to_vec());
     let (mut ca, mut cert, mut key, mut server_name) = (None, None, None, None);
+    let mut json = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -86,6 +95,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
             "--cert" => cert = Some(PathBuf::from(value()?)),
             "--key" => key = Some(PathBuf::from(value()?)),
             "--server-name" => server_name = Some(value()?),
+            "--json" => json = Some(json_style(&value()?)?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg),
         }
@@ -121,6 +131,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> std::result::Result
         encoding,
         terminator,
         tls,
+        json,
     })
 }
 
@@ -134,7 +145,11 @@ fn main() -> ExitCode {
     };
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
-    match connect(&options).and_then(|client| talk(&client, stdin, stdout)) {
+    let run = |client: Client| match options.json {
+        Some(style) => talk_json(&client, style, stdin, stdout),
+        None => talk(&client, stdin, stdout),
+    };
+    match connect(&options).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("line_client: {}", with_causes(&e));
@@ -150,6 +165,7 @@ pub fn connect(options: &Options) -> Result<Client> {
         .port(options.port)
         .encoding(options.encoding)
         .terminator(options.terminator.clone())
+        .json_style(options.json.unwrap_or(ts_tcpip::DEFAULT_JSON_STYLE))
         .name("line_client");
     #[cfg(feature = "tls")]
     let builder = match &options.tls {
@@ -172,6 +188,26 @@ pub fn talk(client: &Client, input: impl BufRead, mut output: impl Write) -> Res
         client.write_str(&line?)?;
         let reply = client.read_str()?;
         writeln!(output, "{reply}")?;
+        output.flush()?;
+    }
+    client.close();
+    Ok::<(), Error>(())
+}
+
+/// Sends each line of `input` as the JSON value it holds and writes each
+/// reply to `output` as JSON text in `style`, one line each, until `input`
+/// ends. A line that is not JSON is [`Error::Json`] (nothing sent).
+pub fn talk_json(
+    client: &Client,
+    style: JsonStyle,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> Result<()> {
+    for line in input.lines() {
+        let value: Json = ts_tcpip::json::from_str(&line?)?;
+        client.write_json(&value)?;
+        let reply: Json = client.read_json()?;
+        writeln!(output, "{}", ts_tcpip::json::to_string(&reply, style)?)?;
         output.flush()?;
     }
     client.close();

@@ -6,11 +6,24 @@ use std::time::Duration;
 
 use crate::encoding::Encoding;
 use crate::error::{Error, Result};
+use crate::json_style::JsonStyle;
 
 /// Encoding of `read_str`/`write_str`/JSON unless set: UTF-8.
 pub const DEFAULT_ENCODING: Encoding = Encoding::Utf8;
 /// Terminator of `read_str`/`write_str`/JSON unless set: `b"\r\n"`.
 pub const DEFAULT_TERMINATOR: &[u8] = b"\r\n";
+/// How `write_json` writes unless set: [`JsonStyle::Compact`], serde_json's
+/// compact text, as before the Python style existed (see
+/// [`Builder::json_style`](crate::builder::Builder::json_style)).
+pub const DEFAULT_JSON_STYLE: JsonStyle = JsonStyle::Compact;
+/// Whether `read_json` takes Python's `NaN`, `Infinity` and `-Infinity`
+/// as floats unless set: true, as Python's `json.loads` does (see
+/// [`Builder::json_non_finite`](crate::builder::Builder::json_non_finite)).
+pub const DEFAULT_JSON_NON_FINITE: bool = true;
+/// How long a read that finds nothing spins before it sleeps, unless set:
+/// zero, it sleeps at once (see
+/// [`Builder::spin`](crate::builder::Builder::spin)).
+pub const DEFAULT_SPIN: Duration = Duration::ZERO;
 /// How often a busy link is checked for a dropped peer: 100 ms. An idle
 /// link notices at once (see [`Builder::monitor_connection_interval`](crate::builder::Builder::monitor_connection_interval)).
 pub const DEFAULT_MONITOR_CONNECTION_INTERVAL: Duration = Duration::from_millis(100);
@@ -24,6 +37,14 @@ pub const LOCALHOST_IPV4: &str = "127.0.0.1";
 pub const LOCALHOST_IPV6: &str = "::1";
 /// The loopback address used unless told otherwise: IPv4.
 pub const DEFAULT_LOCALHOST: &str = LOCALHOST_IPV4;
+/// The Python package's deprecated name of [`DEFAULT_LOCALHOST`], kept so
+/// that a port's old name points to the new one.
+#[deprecated(note = "use DEFAULT_LOCALHOST, as the Python package advises")]
+pub const LOCAL_HOST: &str = DEFAULT_LOCALHOST;
+/// The Python package's deprecated name of [`DEFAULT_TERMINATOR`], kept so
+/// that a port's old name points to the new one.
+#[deprecated(note = "use DEFAULT_TERMINATOR, as the Python package advises")]
+pub const TERMINATOR: &[u8] = DEFAULT_TERMINATOR;
 /// Idle time before TCP keepalive probes start with a dead-peer bound of
 /// zero (the Python package's setting): 60 s.
 pub const KEEPALIVE_TIME: Duration = Duration::from_secs(60);
@@ -69,8 +90,11 @@ pub(crate) struct LinkConfig {
     pub(crate) name: String,
     pub(crate) encoding: Encoding,
     pub(crate) terminator: Vec<u8>,
+    pub(crate) json_style: JsonStyle,
+    pub(crate) json_non_finite: bool,
     pub(crate) read_limit: usize,
     pub(crate) monitor_interval: Duration,
+    pub(crate) spin: Duration,
     pub(crate) nodelay: bool,
     pub(crate) keepalive: bool,
     pub(crate) dead_peer_timeout: Duration,
@@ -85,8 +109,11 @@ impl Default for LinkConfig {
             name: String::new(),
             encoding: DEFAULT_ENCODING,
             terminator: DEFAULT_TERMINATOR.to_vec(),
+            json_style: DEFAULT_JSON_STYLE,
+            json_non_finite: DEFAULT_JSON_NON_FINITE,
             read_limit: DEFAULT_READ_LIMIT,
             monitor_interval: DEFAULT_MONITOR_CONNECTION_INTERVAL,
+            spin: DEFAULT_SPIN,
             nodelay: true,
             keepalive: true,
             dead_peer_timeout: DEFAULT_DEAD_PEER_TIMEOUT,

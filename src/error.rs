@@ -58,6 +58,12 @@ pub enum Error {
     /// A read or write timeout expired. Nothing was consumed or sent; the
     /// connection stays open.
     Timeout,
+    /// A write ran out of time after part of its frame went out. The frame
+    /// is not lost and must not be sent again: the link keeps the rest and
+    /// sends it first, before any other frame, on the next write (or
+    /// `flush`), so the peer never sees half a frame followed by another.
+    /// Not a connection error; the connection stays open.
+    WritePending(Box<WritePending>),
     /// An argument was refused: unknown encoding name, empty terminator,
     /// unresolvable host, and so on.
     // A thin pointer, not a `Box<str>`, keeps the enum at 16 bytes.
@@ -79,6 +85,14 @@ pub struct IncompleteRead {
     pub partial: Vec<u8>,
     /// How many bytes were asked for, when a count was asked for.
     pub expected: Option<usize>,
+}
+
+/// A frame whose write ran out of time part-way: [`Error::WritePending`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WritePending {
+    /// The frame's length in bytes (before encryption, over TLS).
+    pub len: usize,
 }
 
 /// No separator within the read limit: [`Error::LimitOverrun`].
@@ -125,6 +139,9 @@ pub struct JsonError {
     pub line: String,
     /// What serde_json found wrong with it.
     pub source: serde_json::Error,
+    /// The line was read with `NaN`, `Infinity` and `-Infinity` taken as
+    /// floats, so they are not what is wrong with it.
+    non_finite_read: bool,
 }
 
 /// Invalid struct bytes: [`Error::InvalidStruct`].
@@ -172,6 +189,10 @@ impl Error {
         Error::IncompleteRead(Box::new(IncompleteRead { partial, expected }))
     }
 
+    pub(crate) fn write_pending(len: usize) -> Error {
+        Error::WritePending(Box::new(WritePending { len }))
+    }
+
     pub(crate) fn overrun(limit: usize, buffered: usize) -> Error {
         Error::LimitOverrun(Box::new(LimitOverrun { limit, buffered }))
     }
@@ -198,8 +219,24 @@ impl Error {
         }))
     }
 
+    /// A line refused by a reader that takes no `NaN` or `Infinity`.
+    #[cfg(test)]
     pub(crate) fn json(line: String, source: serde_json::Error) -> Error {
-        Error::Json(Box::new(JsonError { line, source }))
+        Error::json_read(line, source, false)
+    }
+
+    /// A line refused; `non_finite_read`: by a reader that takes `NaN`,
+    /// `Infinity` and `-Infinity` as floats.
+    pub(crate) fn json_read(
+        line: String,
+        source: serde_json::Error,
+        non_finite_read: bool,
+    ) -> Error {
+        Error::Json(Box::new(JsonError {
+            line,
+            source,
+            non_finite_read,
+        }))
     }
 
     pub(crate) fn invalid_struct(type_name: &'static str, bytes: Vec<u8>, reason: String) -> Error {
@@ -273,6 +310,11 @@ impl fmt::Display for Error {
             Error::Serialize(_) => f.write_str("cannot write the value as JSON"),
             Error::InvalidStruct(e) => write!(f, "invalid {}: {}", e.type_name, e.reason),
             Error::Timeout => f.write_str("timed out"),
+            Error::WritePending(e) => write!(
+                f,
+                "timed out with part of a {}-byte frame sent; the rest goes out before the next frame",
+                e.len
+            ),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
@@ -306,6 +348,8 @@ impl JsonError {
 
     /// `NaN`, `Infinity` or `-Infinity` when the line holds one outside a
     /// string: Python's `json.dumps` writes them, JSON has no such values.
+    /// `read_json` takes them as floats unless the link was built with
+    /// `json_non_finite(false)`; only then are they what is wrong.
     pub fn non_finite(&self) -> Option<&'static str> {
         non_finite_token(&self.line)
     }
@@ -315,7 +359,7 @@ impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_wrong_shape() {
             f.write_str("valid JSON of the wrong shape")?;
-        } else if let Some(token) = self.non_finite() {
+        } else if let Some(token) = self.non_finite().filter(|_| !self.non_finite_read) {
             write!(f, "invalid JSON: {token} is not a JSON number")?;
         } else {
             f.write_str("invalid JSON")?;

@@ -5,8 +5,10 @@
 //! [`Client`] connects to a server. Both read and write bytes, lines, text
 //! in nine encodings, JSON and packed binary structs through the [`Link`]
 //! trait, notice a dropped peer, and report every change of connection
-//! state to a callback and to [`Link::events`]. Same bytes on the wire as
-//! the Python package, so either end can be replaced. No async runtime.
+//! state to a callback and to [`Link::events`]. The same bytes on the wire
+//! as the Python package (for JSON with [`JsonStyle::Python`]; the default,
+//! [`JsonStyle::Compact`], is serde_json's compact text, which Python reads
+//! to the same value), so either end can be replaced. No async runtime.
 //!
 //! `use ts_tcpip::prelude::*` brings the types, the [`Link`] trait and the
 //! common constants into scope (not [`Error`] and [`Result`], which would shadow
@@ -38,10 +40,13 @@
 #![warn(rust_2018_idioms)]
 
 mod config;
+mod deadline;
 mod encoding;
 mod ends;
 mod error;
+mod json_style;
 mod link;
+mod sync;
 pub mod testing;
 mod wire;
 
@@ -51,11 +56,14 @@ pub use crossbeam_channel;
 
 pub use config::{
     DEFAULT_BACKLOG, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEAD_PEER_TIMEOUT, DEFAULT_ENCODING,
-    DEFAULT_LOCALHOST, DEFAULT_MAX_HEARTBEAT_INTERVAL, DEFAULT_MONITOR_CONNECTION_INTERVAL,
-    DEFAULT_READ_LIMIT, DEFAULT_RECONNECT_INITIAL, DEFAULT_RECONNECT_MAX, DEFAULT_TERMINATOR,
-    DEFAULT_TLS_HANDSHAKE_TIMEOUT, HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME,
-    LOCALHOST_IPV4, LOCALHOST_IPV6, MAX_TLS_HANDSHAKES,
+    DEFAULT_JSON_NON_FINITE, DEFAULT_JSON_STYLE, DEFAULT_LOCALHOST, DEFAULT_MAX_HEARTBEAT_INTERVAL,
+    DEFAULT_MONITOR_CONNECTION_INTERVAL, DEFAULT_READ_LIMIT, DEFAULT_RECONNECT_INITIAL,
+    DEFAULT_RECONNECT_MAX, DEFAULT_SPIN, DEFAULT_TERMINATOR, DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+    HEARTBEAT, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME, LOCALHOST_IPV4,
+    LOCALHOST_IPV6, MAX_TLS_HANDSHAKES,
 };
+#[allow(deprecated)]
+pub use config::{LOCAL_HOST, TERMINATOR};
 pub use encoding::Encoding;
 pub use ends::admission::SlotPolicy;
 pub use ends::builder::{ClientBuilder, ReadLoopServerBuilder, ServerBuilder};
@@ -64,6 +72,7 @@ pub use ends::read_loop::{OneClientReadLoopServer, ReadLoopHandler};
 pub use ends::reconnect::Backoff;
 pub use ends::server::OneClientServer;
 pub use error::{Error, Result};
+pub use json_style::JsonStyle;
 pub use link::{ConnectionEvent, DisconnectReason, Link, Stats, Within};
 #[doc(hidden)]
 pub use wire::binary::__private;
@@ -84,10 +93,19 @@ pub mod tls {
     pub use rustls;
 }
 
+/// The link's JSON without a link: the text `write_json` sends in each
+/// [`JsonStyle`], and the reading `read_json` does (JSON plus Python's
+/// `NaN`, `Infinity` and `-Infinity`), for logs, files and tests.
+pub mod json {
+    pub use crate::json_style::JsonStyle;
+    pub use crate::wire::json::{from_str, to_string};
+}
+
 /// The details each kind of [`Error`] carries.
 pub mod error_details {
     pub use crate::error::{
         DecodeError, EncodeError, IncompleteRead, JsonError, LimitOverrun, StructError,
+        WritePending,
     };
 }
 
@@ -109,7 +127,7 @@ pub mod prelude {
     };
     pub use crate::{
         Backoff, BinaryStruct, Client, ClientBuilder, ConnectionEvent, DisconnectReason, Encoding,
-        Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler, ReadLoopServerBuilder,
-        ServerBuilder, SlotPolicy, Stats,
+        JsonStyle, Link, OneClientReadLoopServer, OneClientServer, ReadLoopHandler,
+        ReadLoopServerBuilder, ServerBuilder, SlotPolicy, Stats,
     };
 }

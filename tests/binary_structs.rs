@@ -5,7 +5,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use support::{raw_client, watchdog, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
@@ -82,7 +83,7 @@ fn b16_vectors_cross_the_wire_byte_for_byte_both_ways() {
 }
 
 #[test]
-fn b16_write_from_mixes_types_in_one_write_and_try_read_into_waits_for_all() {
+fn b16_write_from_mixes_types_in_one_write() {
     let _w = watchdog(Duration::from_secs(30));
     let server = testing::start_server(OneClientServer::builder()).expect("server");
     let client = testing::connect_client(&server, true).expect("client");
@@ -100,13 +101,75 @@ fn b16_write_from_mixes_types_in_one_write_and_try_read_into_waits_for_all() {
         status: -1,
         code: 7,
     };
-    let mut got_b = Telemetry::default();
-    assert!(!client.try_read_into(&mut got_b).expect("nothing yet"));
     server.write_from(&[&a, &b]).expect("write_from");
+    assert_eq!(server.stats().frames_written, 1, "one write for both");
+    assert_eq!(
+        server.stats().bytes_written as usize,
+        ShortStruct::SIZE + Telemetry::SIZE
+    );
     let mut got_a = ShortStruct::default();
     client.read_into(&mut got_a).expect("first");
+    let mut got_b = Telemetry::default();
     client.read_into(&mut got_b).expect("second");
     assert_eq!((got_a, got_b), (a, b));
+}
+
+/// `try_read_into` returns false while only part of a struct has arrived,
+/// keeping those bytes, and true with the whole value once the rest is in.
+#[test]
+fn b16_try_read_into_waits_for_all_of_the_struct_and_keeps_a_partial_one() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let mut peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("connected");
+    let sent = Telemetry {
+        flag: true,
+        counter: 9,
+        position: [1.0, 2.0, 3.0],
+        status: -1,
+        code: 7,
+    };
+    let mut wire = Vec::new();
+    sent.encode(&mut wire);
+    let mut got = Telemetry::default();
+    assert!(!server.try_read_into(&mut got).expect("nothing yet"));
+
+    // The first part: false each time, until the link has surely taken
+    // every byte of it from the socket (counted as read, not as a frame).
+    let (head, tail) = wire.split_at(Telemetry::SIZE - 5);
+    peer.write_all(head).expect("part of a struct");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(
+            !server.try_read_into(&mut got).expect("try_read_into"),
+            "true with {} of {} bytes",
+            server.stats().bytes_read,
+            Telemetry::SIZE
+        );
+        if server.stats().bytes_read == head.len() as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bytes never arrived");
+        thread::yield_now();
+    }
+    assert_eq!(got, Telemetry::default(), "a partial struct was decoded");
+    assert_eq!(server.stats().frames_read, 0);
+
+    // The rest: true once it is in, with the value the bytes of both
+    // parts make.
+    peer.write_all(tail).expect("the rest");
+    let deadline = Instant::now() + WAIT;
+    while !server.try_read_into(&mut got).expect("try_read_into") {
+        assert!(Instant::now() < deadline, "the struct never came whole");
+        thread::yield_now();
+    }
+    assert_eq!(got, sent);
+    let stats = server.stats();
+    assert_eq!(
+        (stats.frames_read, stats.bytes_read),
+        (1, Telemetry::SIZE as u64)
+    );
+    assert!(!server.try_read_into(&mut got).expect("nothing more"));
 }
 
 /// End of file inside a struct (B12; the error's details for every read

@@ -5,8 +5,11 @@
 mod support;
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::blocked::{self, In};
 use support::{watchdog, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
@@ -107,6 +110,84 @@ fn b05_client_callback_sees_each_change() {
     calls.assert_no_more(Duration::from_millis(100));
 }
 
+/// A client callback that holds its first `true` call until told, and
+/// says when it is entered and whether it has returned.
+struct HeldCallback {
+    entered: crossbeam_channel::Receiver<()>,
+    release: crossbeam_channel::Sender<()>,
+    returned: Arc<AtomicBool>,
+}
+
+impl HeldCallback {
+    fn new() -> (HeldCallback, impl FnMut(&Client, bool) + Send + 'static) {
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+        let returned = Arc::new(AtomicBool::new(false));
+        let flag = returned.clone();
+        let callback = move |_: &Client, connected: bool| {
+            if connected && !flag.load(Ordering::SeqCst) {
+                let _ = entered_tx.send(());
+                // Bounded, so that a broken test fails instead of hanging.
+                let _ = release_rx.recv_timeout(WAIT);
+                flag.store(true, Ordering::SeqCst);
+            }
+        };
+        let held = HeldCallback {
+            entered,
+            release,
+            returned,
+        };
+        (held, callback)
+    }
+}
+
+/// As Python's `start_task`, done once `connect_callback(True)` has run:
+/// `connect()` returns only once the callback's `true` call has returned.
+/// The call is seen blocked while the callback holds it.
+#[test]
+fn connect_returns_only_after_the_callback_has_returned() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let (held, callback) = HeldCallback::new();
+    let builder = testing::client_for(&server).connect_callback(callback);
+    std::thread::scope(|s| {
+        let connecting = blocked::spawn(s, "connect()", In::Futex, move || builder.connect());
+        held.entered
+            .recv_timeout(WAIT)
+            .expect("the callback is called");
+        connecting.assert_not_returned();
+        held.release.send(()).expect("release");
+        let client = connecting.join().expect("connects");
+        assert!(
+            held.returned.load(Ordering::SeqCst),
+            "connect() returned before the callback"
+        );
+        assert!(client.connected());
+    });
+}
+
+/// The background-connecting client does not wait for the callback:
+/// `start()` returns while the callback's `true` call is still running.
+#[test]
+fn start_does_not_wait_for_the_callback() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let (held, callback) = HeldCallback::new();
+    let client = testing::client_for(&server)
+        .connect_callback(callback)
+        .start()
+        .expect("starts");
+    held.entered
+        .recv_timeout(WAIT)
+        .expect("the callback is called");
+    assert!(
+        !held.returned.load(Ordering::SeqCst),
+        "start() waited for the callback"
+    );
+    held.release.send(()).expect("release");
+    client.wait_connected(WAIT).expect("connected");
+}
+
 // ---------------------------------------------------------------- reconnecting
 
 #[test]
@@ -204,7 +285,9 @@ fn start_connects_in_the_background_to_a_server_started_later() {
 }
 
 /// `start()` without `reconnect` uses the default backoff; `close()`
-/// stops the attempts and releases a `wait_connected` with NotConnected.
+/// stops the attempts and releases a `wait_connected` under way with
+/// NotConnected. The wait is seen blocked before the close, so a wait that
+/// merely began after it cannot pass for a released one.
 #[test]
 fn start_without_a_server_is_stopped_by_close() {
     let _w = watchdog(Duration::from_secs(30));
@@ -217,9 +300,11 @@ fn start_without_a_server_is_stopped_by_close() {
         .start()
         .expect("start() does not need a server");
     std::thread::scope(|s| {
-        let waiting = s.spawn(|| client.wait_connected(Duration::from_secs(60)));
+        let waiting = blocked::spawn(s, "wait_connected", In::Futex, || {
+            client.wait_connected(Duration::from_secs(60))
+        });
         client.close();
-        let waited = waiting.join().expect("no panic");
+        let waited = waiting.join();
         assert!(matches!(waited, Err(Error::NotConnected)), "{waited:?}");
     });
     assert!(client.is_closed() && !client.connected());
@@ -249,50 +334,69 @@ fn reconnect_backoff_is_checked_when_connecting() {
     }
 }
 
-/// Regression (section 4, `ClientBuilder::reconnect`): a reconnecting client that
-/// a busy `OneClientServer` turns away (the TCP connect succeeds, then end
-/// of file at once) reconnects in a tight loop, thousands of times a
-/// second, with no backoff: `reconnect::run` (src/reconnect.rs) restarts
-/// the wait at `initial` and tries "at once" after every drop, and a
-/// connect that succeeds counts as success even when the link is gone
-/// the next moment. Each round is a callback pair, two events and a
-/// warning in the server's log.
+/// The reconnect backoff doubles, from `initial` up to `max`: a peer
+/// that accepts each connection and closes it at once (as a busy server
+/// does) sees the client's first retry at once, then each after a wait
+/// drawn between half and all of `initial`, `2 initial`, `4 initial`, ...
+/// up to `max`, which it keeps. (A connect that succeeds and ends at once
+/// once counted as a success: the client retried thousands of times a
+/// second.)
 ///
-/// With `initial` 50 ms and `max` 400 ms, 500 ms allow about eight
-/// attempts even with the jitter halving every wait; the bound is 20.
+/// The times are taken as each connection is accepted, before it is
+/// closed: the client's wait begins only once it sees that close, so each
+/// gap is at least half its nominal wait, however late a thread runs.
+/// Above, each gap may be late by `SLACK` (noticing the close, the
+/// connect, the threads' turns on a loaded machine); `SLACK` is below
+/// `max`, so a wait that kept doubling past `max` shows within two gaps.
 #[test]
-fn reconnecting_client_turned_away_by_a_busy_server_backs_off() {
-    let _w = watchdog(Duration::from_secs(30));
-    const WINDOW: Duration = Duration::from_millis(500);
-    let server =
-        testing::start_server(OneClientServer::builder().name("busy-server")).expect("server");
-    let _served = testing::connect_client(&server, true).expect("the served client");
-    let turned_away = testing::client_for(&server)
-        .name("turned-away")
+fn reconnect_backoff_doubles_from_initial_up_to_max() {
+    let _w = watchdog(Duration::from_secs(60));
+    const INITIAL: Duration = Duration::from_millis(40);
+    const MAX: Duration = Duration::from_millis(640);
+    const SLACK: Duration = Duration::from_millis(320);
+    // At once, then 40, 80, 160, 320 ms, and 640 ms (the cap) four times.
+    let nominal: Vec<Duration> = std::iter::once(Duration::ZERO)
+        .chain((0..8).map(|i| (INITIAL * (1 << i)).min(MAX)))
+        .collect();
+    let listener = TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
+    let attempts = nominal.len() + 1;
+    // Not joined: if the client stops coming, the test fails below and
+    // this thread ends with the process.
+    std::thread::spawn(move || {
+        for _ in 0..attempts {
+            let (stream, _) = listener.accept().expect("accept");
+            let _ = accepted_tx.send(Instant::now());
+            drop(stream);
+        }
+    });
+    let client = Client::builder()
+        .port(port)
+        .name("backing-off")
         .reconnect(Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(400),
+            initial: INITIAL,
+            max: MAX,
         })
         .connect()
-        .expect("the TCP connect itself succeeds");
-    let events = turned_away.events();
-    // An observation window, not synchronisation: count what happens in it.
-    let started = Instant::now();
-    let mut connects = 0;
-    while let Some(left) = WINDOW.checked_sub(started.elapsed()) {
-        match events.recv_timeout(left) {
-            Ok(event) if event.is_connected() => connects += 1,
-            Ok(_) => {}
-            Err(_) => break,
-        }
+        .expect("the first connect");
+    let mut times = Vec::with_capacity(attempts);
+    for i in 0..attempts {
+        let at = accepted
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("attempt {i} not made within {WAIT:?} of the last"));
+        times.push(at);
     }
-    let rejected = server.stats().connections_rejected;
-    drop(turned_away);
-    assert!(
-        rejected <= 20,
-        "a client turned away by a busy server reconnected {rejected} times in {WINDOW:?} \
-         ({connects} connect events): no backoff between connects that end at once"
-    );
+    drop(client);
+    let gaps: Vec<Duration> = times.windows(2).map(|t| t[1] - t[0]).collect();
+    for (i, (gap, wait)) in gaps.iter().zip(&nominal).enumerate() {
+        assert!(
+            *gap >= *wait / 2 && *gap <= *wait + SLACK,
+            "retry {i}: {gap:?} after the last, where the wait is drawn between {:?} and \
+             {wait:?} (and up to {SLACK:?} late); every gap: {gaps:?}",
+            *wait / 2
+        );
+    }
 }
 
 /// `Duration::MAX` as a timeout means "for ever", not an overflow panic.
@@ -301,9 +405,12 @@ fn a_wait_of_duration_max_waits_for_ever_without_a_panic() {
     let _w = watchdog(Duration::from_secs(30));
     let server = testing::start_server(OneClientServer::builder()).expect("server starts");
     std::thread::scope(|s| {
-        let waiting = s.spawn(|| server.wait_connected(Duration::MAX));
+        let waiting = blocked::spawn(s, "wait_connected(Duration::MAX)", In::Futex, || {
+            server.wait_connected(Duration::MAX)
+        });
         let _client = testing::client_for(&server).connect().expect("connects");
-        assert!(waiting.join().expect("no panic").is_ok());
+        let waited = waiting.join();
+        assert!(waited.is_ok(), "{waited:?}");
     });
     let client = testing::client_for(&server)
         .reconnect(Backoff {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
+use crossbeam_channel::{bounded, RecvTimeoutError};
+use support::blocked::{self, In};
 use support::{raw_client, serves_next_peer, watchdog, QUIET, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
@@ -76,51 +77,37 @@ fn b08_every_call_fails_at_once_on_a_closed_client() {
 
 /// Starts a reader blocked in `read_str` and a writer that writes 1 MiB
 /// blocks to a peer that never reads until one blocks on the full send
-/// buffer; then `close` must release both with a connection error.
+/// buffer, each seen blocked in its socket call (so that neither can pass
+/// for released by having started after the close); then `close` must
+/// release both with a connection error.
 fn blocked_read_and_write_are_released<L: Link + Sync>(link: &L, close: impl FnOnce(&L)) {
     link.set_read_timeout(None);
     link.set_write_timeout(None);
-    let (progress_tx, progress) = unbounded();
     thread::scope(|s| {
-        let reader = s.spawn(|| link.read_str());
-        let writer = s.spawn(move || {
-            let block = vec![b'w'; MIB];
-            let mut blocks = 0usize;
-            loop {
-                match link.write(&block) {
-                    Ok(()) => {
-                        blocks += 1;
-                        let _ = progress_tx.send(blocks);
+        let reader = blocked::spawn(s, "read_str", In::Socket, || link.read_str());
+        let writer = blocked::spawn(
+            s,
+            "1 MiB writes to a peer that never reads",
+            In::Socket,
+            || {
+                let block = vec![b'w'; MIB];
+                let mut blocks = 0usize;
+                loop {
+                    match link.write(&block) {
+                        Ok(()) => blocks += 1,
+                        Err(e) => return (blocks, e),
                     }
-                    Err(e) => return (blocks, e),
                 }
-            }
-        });
-        // The writer is blocked once its progress stops; the send buffers
-        // of a loopback pair hold a few MiB at most.
-        let deadline = Instant::now() + WAIT;
-        let mut sent = 0;
-        loop {
-            match progress.recv_timeout(QUIET) {
-                Ok(n) => sent = n,
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the writer stopped after {sent} MiB")
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the writer never blocked: a peer that never reads took {sent} MiB"
-            );
-        }
-        assert!(!reader.is_finished(), "read_str returned with nothing sent");
+            },
+        );
+        reader.assert_not_returned();
         close(link);
-        let read = reader.join().expect("reader did not panic");
+        let read = reader.join();
         assert!(
             read.as_ref().is_err_and(Error::is_connection_error),
             "blocked read released with {read:?}"
         );
-        let (blocks, err) = writer.join().expect("writer did not panic");
+        let (blocks, err) = writer.join();
         assert!(
             err.is_connection_error(),
             "blocked write released with {err:?} after {blocks} MiB"
@@ -292,4 +279,18 @@ fn b10_large_concurrent_writes_never_interleave() {
         totals[usize::from(run[0] - b'A')] += run.len();
     }
     assert_eq!(totals, [WRITES * SIZE; WRITERS]);
+}
+
+/// Concurrent writes never interleave, whatever the method: ten threads
+/// write 256 KiB frames at once, two through each of `write`,
+/// `write_str`, `write_lines`, `write_json` and `write_from`, and a raw
+/// peer finds every frame whole.
+#[test]
+fn b10_concurrent_writes_of_every_method_never_interleave() {
+    let _w = watchdog(Duration::from_secs(60));
+    let server = testing::start_server(OneClientServer::builder()).expect("server starts");
+    let peer = raw_client(&server);
+    server.wait_connected(WAIT).expect("served");
+    let mut reader = BufReader::new(peer);
+    support::frames::concurrent_writes_arrive_whole(&server, &mut reader, 10, 3);
 }

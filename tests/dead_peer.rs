@@ -175,7 +175,14 @@ fn writing_client(server: ServerBuilder, client: ClientBuilder, limit: Duration)
 }
 
 /// A client blocked in `read_str` (nothing comes): time until it returns.
-fn blocked_reader(server: ServerBuilder, client: ClientBuilder, limit: Duration) -> Measured {
+/// With `ask_first`, it writes a line first, so that a reply is due (a
+/// spinning client spins before it sleeps).
+fn blocked_reader(
+    server: ServerBuilder,
+    client: ClientBuilder,
+    limit: Duration,
+    ask_first: bool,
+) -> Measured {
     let (_server, client) = pair(server, client);
     let client = Arc::new(client);
     let events = client.events();
@@ -183,6 +190,9 @@ fn blocked_reader(server: ServerBuilder, client: ClientBuilder, limit: Duration)
     let reader = {
         let client = client.clone();
         thread::spawn(move || {
+            if ask_first {
+                client.write_str("a question").expect("write");
+            }
             let _ = tx.send(client.read_str());
         })
     };
@@ -431,7 +441,8 @@ fn measure_defaults_writing_client() {
 fn measure_defaults_blocked_reader() {
     in_netns!("measure_defaults_blocked_reader", DEFAULTS_LIMIT, {
         let (s, c) = defaults();
-        blocked_reader(s, c, DEFAULTS_LIMIT).report("reader blocked in read_str", "defaults");
+        blocked_reader(s, c, DEFAULTS_LIMIT, false)
+            .report("reader blocked in read_str", "defaults");
     });
 }
 
@@ -540,10 +551,27 @@ fn a_writing_client_notices_within_the_bound() {
 fn a_blocked_reader_notices_within_the_bound() {
     in_netns!("a_blocked_reader_notices_within_the_bound", LIMIT, {
         let (s, c) = bounded(BOUND);
-        let measured = blocked_reader(s, c, LIMIT);
+        let measured = blocked_reader(s, c, LIMIT, false);
         measured.report("reader blocked in read_str", "bound 2 s");
         measured.unresponsive_within(BOUND + SLACK);
     });
+}
+
+/// The spin changes nothing: a reader that spins for a reply due, then
+/// sleeps, notices a vanished peer within the bound too.
+#[test]
+fn a_spinning_reader_waiting_for_a_reply_notices_within_the_bound() {
+    in_netns!(
+        "a_spinning_reader_waiting_for_a_reply_notices_within_the_bound",
+        LIMIT,
+        {
+            let (s, c) = bounded(BOUND);
+            let c = c.spin(Duration::from_millis(50));
+            let measured = blocked_reader(s, c, LIMIT, true);
+            measured.report("spinning reader waiting for a reply", "bound 2 s");
+            measured.unresponsive_within(BOUND + SLACK);
+        }
+    );
 }
 
 #[test]

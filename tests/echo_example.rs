@@ -43,6 +43,25 @@ fn quit_channel() -> (impl Fn() + Send + 'static, crossbeam_channel::Receiver<()
     )
 }
 
+/// `got` is what a client sees once the server has closed its connection:
+/// end of file (nothing of a reply), a reset or a broken pipe, or
+/// `NotConnected` once its monitor has seen the close. Never a timeout.
+#[track_caller]
+fn assert_closed_by_the_server<T: std::fmt::Debug>(got: Result<T>) {
+    match got {
+        Err(Error::IncompleteRead(e)) if e.partial.is_empty() => {}
+        Err(Error::ConnectionLost(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ) => {}
+        Err(Error::NotConnected) => {}
+        other => panic!("expected the server to have closed the connection, got {other:?}"),
+    }
+}
+
 #[test]
 fn echo_example_echoes_lines_in_every_setting() {
     let _w = watchdog(Duration::from_secs(60));
@@ -268,6 +287,65 @@ fn line_client_talks_to_the_echo_server() {
     }
 }
 
+/// `--json STYLE` on both: the echo server reads each line with
+/// `read_json` and writes it back in the style; line_client sends each
+/// stdin line as its value and prints each reply in the style. Python's
+/// NaN and Infinity go through, keys keep their order; in the Python
+/// style the printed line is the one `json.dumps` wrote.
+#[test]
+fn line_client_and_the_echo_server_echo_json_in_either_style() {
+    let _w = watchdog(Duration::from_secs(60));
+    let input = concat!(
+        r#"{"z": NaN, "a": [Infinity, -Infinity, -0.0, 1e+16, 2.5e-08], "s": "caf\u00e9"}"#,
+        "\n[1, -2, 18446744073709551615, true, null, {}]\n",
+        "\"quit\"\n",
+    );
+    let cases = [
+        (JsonStyle::Python, input.to_owned()),
+        (
+            JsonStyle::Compact,
+            concat!(
+                r#"{"z":null,"a":[null,null,-0.0,1e+16,2.5e-8],"s":"café"}"#,
+                "\n[1,-2,18446744073709551615,true,null,{}]\n",
+                "\"quit\"\n",
+            )
+            .to_owned(),
+        ),
+    ];
+    for (style, want) in cases {
+        let server_options = echo_server::Options {
+            json: Some(style),
+            ..echo_server::Options::new(0)
+        };
+        let (on_quit, quit_rx) = quit_channel();
+        let server = echo_server::start(&server_options, on_quit).expect("echo server");
+        let options = line_client::Options {
+            json: Some(style),
+            ..line_client::Options::new(LOCALHOST_IPV4, server.port())
+        };
+        let client = line_client::connect(&options).expect("connects");
+        let mut output = Vec::new();
+        line_client::talk_json(&client, style, input.as_bytes(), &mut output).expect("talks");
+        assert_eq!(String::from_utf8(output).expect("UTF-8"), want, "{style:?}");
+        quit_rx.recv_timeout(WAIT).expect("quit seen");
+        server.close();
+    }
+}
+
+#[test]
+fn both_parse_the_json_option() {
+    let o = echo_server::parse_args(args("0 --json python")).expect("python");
+    assert_eq!(o.json, Some(JsonStyle::Python));
+    let o = line_client::parse_args(args("h 1 --json compact")).expect("compact");
+    assert_eq!(o.json, Some(JsonStyle::Compact));
+    assert_eq!(
+        line_client::parse_args(args("h 1")).expect("none").json,
+        None
+    );
+    assert!(echo_server::parse_args(args("0 --json yaml")).is_err());
+    assert!(line_client::parse_args(args("h 1 --json")).is_err());
+}
+
 /// `--allow`: a peer outside the ranges is closed at once, one inside is
 /// served; `--replace`: a new client is served and the old one closed.
 #[test]
@@ -294,7 +372,11 @@ fn echo_server_allows_and_replaces() {
         };
         let server = echo_server::start(&options, || {}).expect("echo server");
         let got = echo(&client_of(server.port()));
-        assert_eq!(got.is_ok(), served, "{ranges:?}: {got:?}");
+        if served {
+            assert_eq!(got.expect("served"), "hi", "{ranges:?}");
+        } else {
+            assert_closed_by_the_server(got);
+        }
         server.close();
     }
     let bad = echo_server::Options {
@@ -315,7 +397,8 @@ fn echo_server_allows_and_replaces() {
     assert_eq!(echo(&old).expect("old served"), "hi");
     let new = client_of(server.port());
     assert_eq!(echo(&new).expect("new served"), "hi");
-    assert!(echo(&old).is_err(), "the old client was closed");
+    // The old client was closed.
+    assert_closed_by_the_server(echo(&old));
     assert_eq!(echo(&new).expect("new still served"), "hi");
     server.close();
 }
@@ -326,12 +409,15 @@ fn line_client_fails_when_nothing_listens() {
         let listener = std::net::TcpListener::bind((LOCALHOST_IPV4, 0)).expect("bind");
         listener.local_addr().expect("addr").port()
     };
-    assert!(line_client::connect(&line_client::Options::new(LOCALHOST_IPV4, port)).is_err());
+    match line_client::connect(&line_client::Options::new(LOCALHOST_IPV4, port)) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
 }
 
 #[cfg(feature = "tls")]
 mod tls {
-    use super::support::pki::{Ca, TempDir};
+    use super::support::pki::{assert_handshake_failed, assert_refused_by_mutual_tls, Ca, TempDir};
     use super::*;
 
     /// PEM files in a temporary directory: a CA, a server certificate for
@@ -416,9 +502,16 @@ mod tls {
             assert_eq!(got, "one\ncafé\n", "{name:?}");
         }
         // A name the certificate does not hold, a CA that did not sign it.
-        for (ca, name) in [(&files.ca, Some("elsewhere")), (&files.other_ca, None)] {
+        for (ca, name, reason) in [
+            (
+                &files.ca,
+                Some("elsewhere"),
+                "not valid for name \"elsewhere\"",
+            ),
+            (&files.other_ca, None, "UnknownIssuer"),
+        ] {
             let e = echoes(&client_options(port, ca, None, name)).expect_err("refused");
-            assert!(e.to_string().contains("TLS"), "{e}");
+            assert_handshake_failed(&e, reason);
         }
         // The server kept serving.
         assert_eq!(
@@ -440,8 +533,10 @@ mod tls {
             "one\ncafé\n"
         );
         // Refused during the handshake or, with TLS 1.3, at the first read.
-        echoes(&with(None)).expect_err("no client certificate");
-        echoes(&with(Some(&files.other_client))).expect_err("a certificate from another CA");
+        assert_refused_by_mutual_tls(&echoes(&with(None)).expect_err("no client certificate"));
+        assert_refused_by_mutual_tls(
+            &echoes(&with(Some(&files.other_client))).expect_err("a certificate from another CA"),
+        );
         assert_eq!(
             echoes(&with(Some(&files.client))).expect("still serving"),
             "one\ncafé\n"
@@ -698,13 +793,24 @@ fn the_example_binaries_speak_mutual_tls() {
         err.contains("TLS handshake") && err.contains("UnknownIssuer"),
         "{err:?}"
     );
-    // No client certificate: refused (at the first read with TLS 1.3).
+    // No client certificate: refused (with TLS 1.3 after the client's
+    // side of the handshake: the server's alert or a reset at the first
+    // read, or "not connected" once the client's monitor saw the close),
+    // said on stderr.
     let (status, out, err) =
         run_line_client(&client_bin, &["127.0.0.1", &port, "--ca", &ca], "hello\n");
     assert_eq!(
         (status.code(), out.as_str()),
         (Some(1), ""),
         "stderr {err:?}"
+    );
+    assert!(
+        (err.starts_with("line_client: connection lost")
+            && (err.contains("CertificateRequired")
+                || err.contains("reset")
+                || err.contains("the peer closed the connection")))
+            || err == "line_client: not connected\n",
+        "{err:?}"
     );
     let started = Instant::now();
     let (status, out, _) = run_line_client(&client_bin, &mtls, "quit\n");

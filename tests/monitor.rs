@@ -195,3 +195,106 @@ fn a_hang_up_with_bytes_unread_is_reported_once_they_are_read() {
     assert_eq!(server.read_str().expect("the unread line"), "last words");
     calls.assert_next_connected(false, NOTICED_WITHIN);
 }
+
+/// The monitor's wait on the socket, `ppoll` on x86_64 Linux; away from
+/// the socket it waits on a condition variable (`futex`).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+const PPOLL: i64 = 271;
+
+/// Waits until the thread named `name` is in system call `want`.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn until_in(name: &str, want: i64, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while support::proc::syscall_of(name) != Some(want) {
+        assert!(Instant::now() < deadline, "the monitor never {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A link read at a high rate (here tens of thousands of lines a second)
+/// has no monitor waiting on its socket, whose wait entry the kernel would
+/// call for every packet: the reads took it off. Once the reads stop it
+/// waits on the socket again, and hears a close at once.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn a_link_read_at_a_high_rate_keeps_the_monitor_off_its_packets() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _w = watchdog(Duration::from_secs(60));
+    let calls = CallbackRecorder::new();
+    let server = server_named("Rate", &calls, DEFAULT_MONITOR_CONNECTION_INTERVAL);
+    let mut peer = raw_client(&server);
+    calls.assert_next_connected(true, WAIT);
+    let monitor = "tcpip-monitor R"; // "tcpip-monitor Rate", cut to 15 bytes
+    until_in(monitor, PPOLL, "waited on the socket");
+    let stop = Arc::new(AtomicBool::new(false));
+    let streamer = {
+        let (mut peer, stop) = (peer.try_clone().expect("clone"), stop.clone());
+        thread::spawn(move || {
+            let lines = "fast line\r\n".repeat(100);
+            while !stop.load(Ordering::Relaxed) {
+                peer.write_all(lines.as_bytes()).expect("send");
+            }
+            // The last line: the reader reads everything up to it.
+            peer.write_all(b"stop\r\n").expect("send");
+        })
+    };
+    let reader = {
+        let server = server.clone();
+        thread::spawn(move || {
+            let mut read = 0u64;
+            while server.read_str().expect("line") != "stop" {
+                read += 1;
+            }
+            read
+        })
+    };
+    // While the reads go on, the monitor leaves the socket.
+    let deadline = Instant::now() + WAIT;
+    while support::proc::syscall_of(monitor) == Some(PPOLL) {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor stayed on the socket"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    streamer.join().expect("streamer");
+    let read = reader.join().expect("reader");
+    assert!(read >= 1_000, "{read} lines read");
+    // The reads stopped: back on the socket, where a close is heard at once.
+    until_in(monitor, PPOLL, "went back to the socket");
+    let closed = Instant::now();
+    peer.flush().expect("flush");
+    drop(peer);
+    calls.assert_next_connected(false, NOTICED_WITHIN);
+    eprintln!("close noticed after {:?}", closed.elapsed());
+}
+
+/// The peer of a link read at a high rate closes, and the reader stops
+/// reading before it meets the end of file: the monitor, looking once per
+/// interval while the reads went on, reports the drop within the interval.
+#[test]
+fn a_hang_up_after_reads_at_a_high_rate_is_noticed_within_the_interval() {
+    let _w = watchdog(Duration::from_secs(60));
+    const LINES: usize = 20_000;
+    let calls = CallbackRecorder::new();
+    let server = server_named("Hangup", &calls, DEFAULT_MONITOR_CONNECTION_INTERVAL);
+    let mut peer = raw_client(&server);
+    calls.assert_next_connected(true, WAIT);
+    let reader = {
+        let server = server.clone();
+        thread::spawn(move || (0..LINES).try_for_each(|_| server.read_str().map(drop)))
+    };
+    for _ in 0..LINES / 100 {
+        peer.write_all("fast line\r\n".repeat(100).as_bytes())
+            .expect("send");
+    }
+    reader.join().expect("reader").expect("every line");
+    let closed = Instant::now();
+    drop(peer);
+    calls.assert_next_connected(false, WAIT);
+    let took = closed.elapsed();
+    // The interval, with room for a loaded machine.
+    assert!(took < Duration::from_secs(2), "noticed after {took:?}");
+    eprintln!("close noticed after {took:?}");
+}

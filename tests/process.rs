@@ -78,6 +78,7 @@ mod linux {
     use std::thread;
     use std::time::Duration;
 
+    use crate::support::blocked::{self, In};
     use crate::support::proc::{
         all_threads, crate_threads, open_fds, settles_to, thread_names, vm_rss_bytes,
     };
@@ -162,8 +163,9 @@ mod linux {
         );
     }
 
-    /// `close()` from eight threads at once while a read is blocked: no
-    /// thread or descriptor is left. (The behaviour: user_faults.rs.)
+    /// `close()` from eight threads at once while a read is blocked (seen
+    /// blocked in the socket before the closers start): no thread or
+    /// descriptor is left. (The behaviour: user_faults.rs.)
     fn close_from_eight_threads_leaves_no_thread_or_descriptor() {
         let _w = watchdog(Duration::from_secs(30));
         let (threads_before, fds_before) = (crate_threads(), open_fds());
@@ -171,18 +173,20 @@ mod linux {
             let server = testing::start_server(OneClientServer::builder().name("close-x8"))
                 .expect("server starts");
             let client = testing::connect_client(&server, true).expect("client");
-            let barrier = Barrier::new(9);
+            let barrier = Barrier::new(8);
             thread::scope(|s| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let _ = server.read_str();
-                });
+                let reader = blocked::spawn(s, "read_str", In::Socket, || server.read_str());
                 for _ in 0..8 {
                     s.spawn(|| {
                         barrier.wait();
                         server.close();
                     });
                 }
+                let read = reader.join();
+                assert!(
+                    read.as_ref().is_err_and(Error::is_connection_error),
+                    "blocked read: {read:?}"
+                );
             });
             assert!(server.is_closed());
             drop(client);

@@ -4,9 +4,11 @@
 
 mod support;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use support::{expect_eof, init_log, raw_client, recv_line, send_line, watchdog, WAIT};
+use support::{expect_eof, init_log, raw_client, recv_line, send_line, watchdog, QUIET, WAIT};
 use ts_tcpip::testing::CallbackRecorder;
 use ts_tcpip::*;
 
@@ -162,6 +164,132 @@ fn start_fn_infers_the_closure_argument() {
         .expect("client");
     client.write_str("shout").expect("write");
     assert_eq!(client.read_str().expect("reply"), "SHOUT");
+}
+
+// ------------------------------------------------------------ start order
+
+/// A connect callback that holds each `true` call until told, and says
+/// when it is entered and whether it has returned.
+struct HeldCallback {
+    entered: crossbeam_channel::Receiver<()>,
+    release: crossbeam_channel::Sender<()>,
+    returned: Arc<AtomicBool>,
+}
+
+impl HeldCallback {
+    fn new() -> (
+        HeldCallback,
+        impl FnMut(&OneClientServer, bool) + Send + 'static,
+    ) {
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+        let returned = Arc::new(AtomicBool::new(false));
+        let flag = returned.clone();
+        let callback = move |_: &OneClientServer, connected: bool| {
+            if connected {
+                let _ = entered_tx.send(());
+                // Bounded, so that a broken test fails instead of hanging.
+                let _ = release_rx.recv_timeout(WAIT);
+                flag.store(true, Ordering::SeqCst);
+            }
+        };
+        let held = HeldCallback {
+            entered,
+            release,
+            returned,
+        };
+        (held, callback)
+    }
+}
+
+/// As in Python (whose read loop starts once the callback has returned),
+/// the handler is not called for a connection before the callback's
+/// `true` call for it has returned, even with a message waiting: the
+/// callback can set up what the handler needs.
+#[test]
+fn the_handler_runs_only_after_the_callback_has_returned() {
+    let _w = watchdog(Duration::from_secs(30));
+    let (held, callback) = HeldCallback::new();
+    let (handled_tx, handled) = crossbeam_channel::unbounded();
+    let returned = held.returned.clone();
+    let server = OneClientReadLoopServer::builder()
+        .read_timeout(Some(WAIT))
+        .connect_callback(callback)
+        .start_fn(move |server| {
+            let line = server.read_str()?;
+            let _ = handled_tx.send((line, returned.load(Ordering::SeqCst)));
+            Ok(())
+        })
+        .expect("server");
+    let mut peer = raw_client(&server);
+    send_line(&mut peer, "first");
+    held.entered
+        .recv_timeout(WAIT)
+        .expect("the callback is called");
+    assert!(
+        handled.recv_timeout(QUIET).is_err(),
+        "the handler ran while the callback held the connection"
+    );
+    held.release.send(()).expect("release");
+    let (line, after) = handled.recv_timeout(WAIT).expect("the handler runs");
+    assert_eq!(line, "first");
+    assert!(after, "the handler ran before the callback returned");
+}
+
+/// A callback that panics has returned too: the handler is called (as
+/// in Python, where a callback's exception is logged and the read loop
+/// starts).
+#[test]
+fn a_callback_that_panics_does_not_hold_the_handler() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = OneClientReadLoopServer::builder()
+        .connect_callback(|_, connected| {
+            if connected {
+                panic!("deliberate panic in the connect callback");
+            }
+        })
+        .start(echo)
+        .expect("server");
+    let mut peer = raw_client(&server);
+    send_line(&mut peer, "still served");
+    assert_eq!(recv_line(&mut peer), "still served");
+}
+
+/// The heartbeat monitor's clock starts once the callback has returned,
+/// as in Python: a slow callback does not use up the client's time (no
+/// message, heartbeats included, is read before it returns).
+#[test]
+fn the_heartbeat_clock_starts_after_the_callback_has_returned() {
+    let _w = watchdog(Duration::from_secs(30));
+    const MAX: Duration = Duration::from_millis(300);
+    let (held, callback) = HeldCallback::new();
+    let server = OneClientReadLoopServer::builder()
+        .heartbeat_monitor(Some(MAX))
+        .connect_callback(callback)
+        .start(echo)
+        .expect("server");
+    let events = server.events();
+    let _peer = raw_client(&server);
+    held.entered
+        .recv_timeout(WAIT)
+        .expect("the callback is called");
+    assert!(events.recv_timeout(WAIT).expect("connected").is_connected());
+    // Twice the limit, held in the callback: not the client's fault.
+    assert!(
+        events.recv_timeout(MAX * 2).is_err(),
+        "the client was closed while the callback held it"
+    );
+    let released = Instant::now();
+    held.release.send(()).expect("release");
+    assert_eq!(
+        disconnect_reason(&events),
+        DisconnectReason::HeartbeatMissed
+    );
+    assert!(
+        released.elapsed() >= MAX,
+        "closed {:?} after the callback returned, before the limit",
+        released.elapsed()
+    );
 }
 
 // ------------------------------------------------------------ heartbeats

@@ -15,6 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded};
+use support::blocked::{self, In};
 use support::{expect_eof, init_log, logged, raw_client, watchdog, QUIET, WAIT};
 use ts_tcpip::testing::{self, CallbackRecorder};
 use ts_tcpip::*;
@@ -152,6 +153,11 @@ fn b05_close_from_inside_the_callback_does_not_deadlock() {
 
 // ------------------------------------------------------------ closing
 
+/// Eight threads call `close()` at once while a ninth is blocked in
+/// `read_str`: the link closes once (one event, one callback call), and
+/// the read is released with a connection error. The read is seen blocked
+/// in the socket before the closers start, so a read that merely began
+/// after the close cannot pass for a released one.
 #[test]
 fn b07_close_from_eight_threads_at_once_closes_once_and_releases_everyone() {
     let _w = watchdog(Duration::from_secs(30));
@@ -163,14 +169,12 @@ fn b07_close_from_eight_threads_at_once_closes_once_and_releases_everyone() {
         let server = testing::start_server(builder).expect("server starts");
         let addr = server.local_addrs()[0];
         let client = testing::connect_client(&server, true).expect("client");
+        client.set_read_timeout(Some(WAIT));
         calls.assert_next_connected(true, WAIT);
         let events = server.events();
-        let barrier = Barrier::new(9);
+        let barrier = Barrier::new(8);
         thread::scope(|s| {
-            let reader = s.spawn(|| {
-                barrier.wait();
-                server.read_str()
-            });
+            let reader = blocked::spawn(s, "read_str", In::Socket, || server.read_str());
             let closers: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
@@ -184,7 +188,7 @@ fn b07_close_from_eight_threads_at_once_closes_once_and_releases_everyone() {
             for closer in closers {
                 closer.join().expect("close() did not panic");
             }
-            let read = reader.join().expect("reader did not panic");
+            let read = reader.join();
             assert!(
                 read.as_ref().is_err_and(Error::is_connection_error),
                 "blocked read: {read:?}"
@@ -198,7 +202,11 @@ fn b07_close_from_eight_threads_at_once_closes_once_and_releases_everyone() {
         assert!(events.try_recv().is_err(), "more than one event");
         assert_eq!(calls.drain(), [false]);
         assert_eq!(server.stats().disconnects, 1);
-        assert!(client.read_str().is_err(), "the client sees the close");
+        let seen = client.read_str();
+        assert!(
+            seen.as_ref().is_err_and(Error::is_connection_error),
+            "the client sees the close: {seen:?}"
+        );
         let refused = TcpStream::connect_timeout(&addr, WAIT);
         assert!(refused.is_err(), "the listener still takes connections");
         assert!(matches!(
@@ -296,6 +304,8 @@ fn b07_concurrent_server_closes_all_wait_for_the_running_callback() {
 /// 1b: "Client::close() joins its threads and waits for a running
 /// callback, as the server's close() does", from eight threads at once.
 /// Regression test for the same bug as the server's (fixed in 3a774f1).
+/// The client connects in the background: `connect()` would return only
+/// once the callback had.
 #[test]
 fn b07_concurrent_client_closes_all_wait_for_the_running_callback() {
     let _w = watchdog(Duration::from_secs(30));
@@ -305,8 +315,8 @@ fn b07_concurrent_client_closes_all_wait_for_the_running_callback() {
     let client = testing::client_for(&server)
         .name("close-waits-cb-client")
         .connect_callback(move |_, connected| callback(connected))
-        .connect()
-        .expect("client connects");
+        .start()
+        .expect("client starts");
     entered.recv_timeout(WAIT).expect("the callback is running");
     concurrent_closes_wait_for_the_callback(|| client.close(), release, &finished);
 }

@@ -276,12 +276,14 @@ fn b15_invalid_json_is_an_error_holding_the_line_and_the_link_stays_open() {
     }
 
     // Beyond the vectors: an empty line, a lone surrogate escape, a raw
-    // tab in a string, a trailing comma, two strings without a comma.
+    // tab in a string, a trailing comma, two strings without a comma, and
+    // lines with Python's NaN that Python refuses too.
     for line in [
         "",
         r#""tab	\ud800""#,
         r#"{"a": 1,}"#,
-        "NaN",
+        "-NaN",
+        "[NaN,]",
         "[1, 2",
         r#"{"k": "v" "w"}"#,
     ] {
@@ -308,13 +310,50 @@ fn b15_invalid_json_is_an_error_holding_the_line_and_the_link_stays_open() {
         serde_json::json!([3])
     );
 
-    // NaN and Infinity, which Python's json.dumps writes, are refused
-    // (documented): serde_json reads JSON only.
+    // NaN and Infinity, which Python's json.dumps writes, are read as
+    // Python reads them: a serde_json::Value has no NaN and holds null
+    // (tests/python_json.rs reads them into floats).
+    let wire = hex(field(&doc["python_nonfinite"], "wire_hex"));
+    client.write(&wire).expect("write");
+    assert_eq!(
+        server
+            .read_json::<Value>()
+            .expect("Python's non-finite floats"),
+        serde_json::json!({"t": null, "hi": null, "lo": null})
+    );
+    assert!(server.connected());
+}
+
+/// With `json_non_finite(false)`, a line with NaN or Infinity is refused
+/// as JSON alone would be: a JSON error holding the line, which says
+/// which token JSON lacks; the link stays open.
+#[test]
+fn b15_a_strict_link_refuses_nan_and_infinity_with_the_line() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(
+        OneClientServer::builder()
+            .read_timeout(Some(WAIT))
+            .json_non_finite(false),
+    )
+    .expect("server");
+    let client = testing::client_for(&server).connect().expect("client");
+    server.wait_connected(WAIT).expect("connected");
+    let doc = vectors("json.json");
     let wire = hex(field(&doc["python_nonfinite"], "wire_hex"));
     client.write(&wire).expect("write");
     let line = std::str::from_utf8(&wire[..wire.len() - 2]).expect("text");
-    assert_json_error(server.read_json(), line);
+    let err = server.read_json::<Value>().expect_err("refused");
+    assert!(
+        err.to_string().contains("NaN is not a JSON number"),
+        "{err}"
+    );
+    assert_json_error(Err(err), line);
     assert!(server.connected());
+    client.write_str("[1]").expect("write_str");
+    assert_eq!(
+        server.read_json::<Value>().expect("next"),
+        serde_json::json!([1])
+    );
 }
 
 /// `tx.write_json` puts serde_json's compact text plus the terminator on

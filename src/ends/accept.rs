@@ -15,7 +15,8 @@ use super::admission::Allowlist;
 use crate::link::connection::Connection;
 use crate::link::endpoint::{Endpoint, Takeover};
 use crate::link::socket;
-use crate::link::stats::Counters;
+#[cfg(feature = "tls")]
+use crate::link::socket::Wake;
 use crate::link::transport::Tcp;
 
 /// What the accept threads share with the server.
@@ -39,56 +40,94 @@ pub(crate) struct Listening {
     pub(crate) handshakes: Handshakes,
 }
 
-/// The TLS handshakes under way, each on a thread of its own: a copy of
-/// each one's socket, so that `stop` can end them (a client that sends
-/// nothing would hold `close` for the whole handshake timeout), and their
-/// count, capped at [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES).
+/// The TLS handshakes under way, each on a thread of its own, oldest
+/// first: a [`Wake`] for each, so that `stop` can end them all at once (a
+/// client that sends nothing would hold `close` for the whole handshake
+/// timeout) and a newcomer can end one to make room; their count is
+/// capped at [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES).
 #[cfg(feature = "tls")]
 #[derive(Default)]
 pub(crate) struct Handshakes {
-    /// The next handshake's number, and the sockets of those under way.
-    running: Mutex<(u64, Vec<(u64, std::net::TcpStream)>)>,
+    running: Mutex<Running>,
+}
+
+#[cfg(feature = "tls")]
+#[derive(Default)]
+struct Running {
+    next: u64,
+    list: Vec<Arc<Shaking>>,
+}
+
+/// One handshake under way.
+#[cfg(feature = "tls")]
+pub(crate) struct Shaking {
+    id: u64,
+    peer: SocketAddr,
+    /// Set to end the handshake at once.
+    wake: Wake,
+    /// Up once the client sent its first byte.
+    received: AtomicBool,
+    /// Ended to make room for a newer client.
+    evicted: AtomicBool,
+    /// Disconnected when its thread has ended (the thread holds the
+    /// sender), so that a newcomer's thread starts only once the one ended
+    /// for it has gone: the threads stay bounded whatever the flood.
+    ended: Receiver<()>,
 }
 
 #[cfg(feature = "tls")]
 impl Handshakes {
-    /// Registers a handshake on `stream`: its number, or why it may not
-    /// start. `stopping` is read under the lock `stop_all` takes, so a
-    /// handshake registered after it ran saw the flag up.
+    /// Registers a handshake with `peer`, or says why it may not start.
+    /// With [`MAX_TLS_HANDSHAKES`](crate::MAX_TLS_HANDSHAKES) under way,
+    /// the oldest of those whose client has sent nothing yet is ended to
+    /// make room (the oldest of all if every one has): a real client sends
+    /// its hello at once and is done in milliseconds, so connections that
+    /// say nothing, however many, cannot keep it out. `stopping` is read
+    /// under the lock `stop_all` takes, so a handshake registered after it
+    /// ran saw the flag up.
     fn begin(
         &self,
-        stream: &std::net::TcpStream,
+        peer: SocketAddr,
         stopping: &AtomicBool,
-    ) -> std::result::Result<u64, String> {
+    ) -> std::result::Result<(Arc<Shaking>, Sender<()>, Option<Arc<Shaking>>), String> {
+        let wake = Wake::new().map_err(|e| format!("cannot make its wake socket: {e}"))?;
         let mut running = self.running.lock();
         if stopping.load(Ordering::Acquire) {
             return Err("the server is closing".into());
         }
-        if running.1.len() >= crate::config::MAX_TLS_HANDSHAKES {
-            return Err(format!(
-                "{} TLS handshakes are under way already",
-                running.1.len()
-            ));
+        let mut evicted = None;
+        if running.list.len() >= crate::config::MAX_TLS_HANDSHAKES {
+            let silent = running
+                .list
+                .iter()
+                .position(|h| !h.received.load(Ordering::Acquire));
+            let oldest = running.list.remove(silent.unwrap_or(0));
+            oldest.evicted.store(true, Ordering::Release);
+            oldest.wake.set();
+            evicted = Some(oldest);
         }
-        let copy = stream
-            .try_clone()
-            .map_err(|e| format!("cannot keep its socket: {e}"))?;
-        let id = running.0;
-        running.0 += 1;
-        running.1.push((id, copy));
-        Ok(id)
+        let (done, ended) = crossbeam_channel::bounded(0);
+        let shaking = Arc::new(Shaking {
+            id: running.next,
+            peer,
+            wake,
+            received: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            ended,
+        });
+        running.next += 1;
+        running.list.push(shaking.clone());
+        Ok((shaking, done, evicted))
     }
 
     fn end(&self, id: u64) {
-        self.running.lock().1.retain(|(n, _)| *n != id);
+        self.running.lock().list.retain(|h| h.id != id);
     }
 
-    /// Shuts down the socket of every handshake under way: each ends at
-    /// once with an error (on Unix; on Windows a shutdown does not wake a
-    /// blocked read, and a handshake there ends at its timeout).
+    /// Ends every handshake under way, at once.
     fn stop_all(&self) {
-        for (_, stream) in self.running.lock().1.drain(..) {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+        for shaking in self.running.lock().list.drain(..) {
+            shaking.wake.set();
         }
     }
 }
@@ -123,7 +162,7 @@ impl Listening {
                 .recv_timeout(Duration::from_secs(1))
                 .is_err()
             {
-                log::warn!("{}: an accept thread did not return", self.ep.log_name);
+                log::warn!("{}: an accept thread did not return", self.ep.log_name());
                 break;
             }
         }
@@ -138,12 +177,12 @@ impl Listening {
             match accepted {
                 Ok((socket, addr)) => match addr.as_socket() {
                     Some(peer) => self.offer(socket, peer),
-                    None => log::warn!("{}: accepted a non-IP peer; dropped", self.ep.log_name),
+                    None => log::warn!("{}: accepted a non-IP peer; dropped", self.ep.log_name()),
                 },
                 Err(e) => {
                     // Out of descriptors and the like: pace the retries.
-                    log::warn!("{}: accept failed: {e}", self.ep.log_name);
-                    if self.ep.slot.wait_closed(Duration::from_millis(100)) {
+                    log::warn!("{}: accept failed: {e}", self.ep.log_name());
+                    if self.ep.wait_closed(Duration::from_millis(100)) {
                         return;
                     }
                 }
@@ -157,81 +196,103 @@ impl Listening {
     fn offer(self: &Arc<Self>, socket: Socket, peer: SocketAddr) {
         if let Err(why) = self.allowlist.check(peer) {
             // Counted before the peer can see its end of file.
-            Counters::add(&self.ep.counters.connections_refused, 1);
-            log::warn!("{}: refusing {peer}: {why}", self.ep.log_name);
+            self.ep.count_refused();
+            log::warn!("{}: refusing {peer}: {why}", self.ep.log_name());
             // Dropping it closes it: the peer sees end of file.
             drop(socket);
             return;
         }
         let stream = std::net::TcpStream::from(socket);
-        if let Err(e) = socket::configure(&stream, &self.ep.config) {
+        if let Err(e) = socket::configure(&stream, self.ep.config()) {
             log::warn!(
                 "{}: cannot set socket options for {peer}: {e}",
-                self.ep.log_name
+                self.ep.log_name()
             );
         }
         #[cfg(feature = "tls")]
         if let Some(config) = &self.tls {
-            // No handshake for a client that would be turned away anyway
-            // (under the default slot policy).
-            if self.takeover == Takeover::IfDead
-                && self.ep.holds_live_peer()
-                && !self.ep.is_closed()
-            {
-                self.reject(peer, "a client is already connected");
-                return;
-            }
-            let id = match self.handshakes.begin(&stream, &self.stopping) {
-                Ok(id) => id,
-                Err(why) => {
-                    self.reject(peer, &why);
-                    return;
-                }
-            };
-            let (listening, config) = (self.clone(), config.clone());
-            let timeout = self.ep.config.tls_handshake_timeout;
-            let spawned = self.ep.spawn("tls", move || {
-                let shaken = super::tls::accept(&config, stream, peer, timeout);
-                listening.handshakes.end(id);
-                match shaken {
-                    Ok(conn) => listening.take(conn),
-                    Err((e, stream)) => {
-                        listening.reject(peer, &format!("TLS handshake failed: {e}"));
-                        drop(stream);
-                    }
-                }
-            });
-            if let Err(e) = spawned {
-                self.handshakes.end(id);
-                self.reject(peer, &format!("no thread for its TLS handshake: {e}"));
-            }
+            self.shake_hands(config, stream, peer);
             return;
         }
         match Tcp::new(stream) {
-            Ok(transport) => self.take(Connection::new(transport, peer)),
-            Err(e) => log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name),
+            Ok(transport) => {
+                self.ep
+                    .offer(Arc::new(Connection::new(transport, peer)), self.takeover);
+            }
+            Err(e) => log::warn!("{}: cannot take {peer}: {e}; dropped", self.ep.log_name()),
         }
     }
 
-    /// Makes `conn` the client, unless one is connected and the slot
-    /// policy keeps it.
-    fn take(&self, conn: Connection) {
-        let peer = conn.peer();
-        if let Err(rejected) = self.ep.attach(Arc::new(conn), self.takeover) {
-            self.reject(peer, "a client is already connected");
-            // Dropping it closes it: the peer sees end of file.
-            drop(rejected);
-        }
-    }
-
-    /// Counts and logs a peer turned away (before it can see its end of
-    /// file: the caller drops it after).
-    fn reject(&self, peer: SocketAddr, why: &str) {
-        if self.ep.is_closed() {
-            log::debug!("{}: closing; dropped {peer}", self.ep.log_name);
+    /// Runs the TLS handshake with `peer` on a thread of its own, then
+    /// offers the connection to the slot.
+    #[cfg(feature = "tls")]
+    fn shake_hands(
+        self: &Arc<Self>,
+        config: &Arc<rustls::ServerConfig>,
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+    ) {
+        // No handshake for a client that would be turned away anyway
+        // (under the default slot policy).
+        if self.takeover == Takeover::IfDead && self.ep.holds_live_peer() && !self.ep.is_closed() {
+            self.ep.turned_away(peer, "a client is already connected");
             return;
         }
-        Counters::add(&self.ep.counters.connections_rejected, 1);
-        log::warn!("{}: rejecting {peer}: {why}", self.ep.log_name);
+        let (shaking, done) = match self.handshakes.begin(peer, &self.stopping) {
+            Ok((shaking, done, evicted)) => {
+                if let Some(evicted) = evicted {
+                    log::warn!(
+                        "{}: {} TLS handshakes under way: ending the one with {} to make room for {peer}",
+                        self.ep.log_name(),
+                        crate::config::MAX_TLS_HANDSHAKES,
+                        evicted.peer
+                    );
+                    // Ended at once; its thread goes when it next runs.
+                    let _ = evicted.ended.recv_timeout(Duration::from_secs(1));
+                }
+                (shaking, done)
+            }
+            Err(why) => {
+                self.ep.turned_away(peer, &why);
+                return;
+            }
+        };
+        let (listening, config) = (self.clone(), config.clone());
+        let timeout = self.ep.config().tls_handshake_timeout;
+        let id = shaking.id;
+        let spawned = self.ep.spawn("tls", move || {
+            let _done = done;
+            let shaken = super::tls::accept(
+                &config,
+                stream,
+                peer,
+                timeout,
+                &shaking.wake,
+                &shaking.received,
+            );
+            listening.handshakes.end(shaking.id);
+            match shaken {
+                Ok(conn) => {
+                    listening.ep.offer(Arc::new(conn), listening.takeover);
+                }
+                Err((_, stream)) if shaking.evicted.load(Ordering::Acquire) => {
+                    listening
+                        .ep
+                        .turned_away(peer, "TLS handshake ended to make room for a newer client");
+                    drop(stream);
+                }
+                Err((e, stream)) => {
+                    listening
+                        .ep
+                        .turned_away(peer, &format!("TLS handshake failed: {e}"));
+                    drop(stream);
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            self.handshakes.end(id);
+            self.ep
+                .turned_away(peer, &format!("no thread for its TLS handshake: {e}"));
+        }
     }
 }

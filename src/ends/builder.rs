@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::LinkConfig;
 use crate::encoding::Encoding;
+use crate::json_style::JsonStyle;
 
 pub use super::client_options::ClientSide;
 pub use super::read_loop::ReadLoopSide;
@@ -72,6 +73,30 @@ impl<S> Builder<S> {
     /// [`DEFAULT_TERMINATOR`](crate::DEFAULT_TERMINATOR) (`b"\r\n"`).
     pub fn terminator(mut self, terminator: impl Into<Vec<u8>>) -> Self {
         self.link.terminator = terminator.into();
+        self
+    }
+
+    /// How `write_json` writes a value: [`JsonStyle::Compact`] (serde_json's
+    /// compact text; NaN and infinite floats become `null`) or
+    /// [`JsonStyle::Python`] (exactly the bytes Python's `json.dumps`
+    /// writes, `NaN` and `Infinity` included). A Python peer reads
+    /// either. Default: [`DEFAULT_JSON_STYLE`](crate::DEFAULT_JSON_STYLE)
+    /// (`Compact`).
+    pub fn json_style(mut self, style: JsonStyle) -> Self {
+        self.link.json_style = style;
+        self
+    }
+
+    /// Whether `read_json` takes `NaN`, `Infinity` and `-Infinity` (which
+    /// Python's `json.dumps` writes for non-finite floats) as floats, as
+    /// Python's `json.loads` does: exactly into an `f64` or `f32`, as
+    /// `null` into a `serde_json::Value` (which has no NaN). With `false`
+    /// such a line is [`Error::Json`](crate::Error::Json), as for any
+    /// text that is not JSON. A line without them is read by serde_json
+    /// alone either way, at the same cost. Default:
+    /// [`DEFAULT_JSON_NON_FINITE`](crate::DEFAULT_JSON_NON_FINITE) (`true`).
+    pub fn json_non_finite(mut self, accept: bool) -> Self {
+        self.link.json_non_finite = accept;
         self
     }
 
@@ -142,6 +167,35 @@ impl<S> Builder<S> {
         self
     }
 
+    /// How long a read that finds nothing waiting spins, trying the socket
+    /// without sleeping, before it yields and then sleeps as usual: the
+    /// thread then picks up a reply microseconds sooner, without the
+    /// system's wake-up, at the price of the CPU it spins. It spins only
+    /// while a reply is due: after this side wrote (until a frame is read)
+    /// and while the bytes of a frame are arriving; an idle link, or a
+    /// link that only receives, never spins, so it stays at 0 % CPU.
+    /// Deadlines, `try_` reads (which never wait), `close()`, the monitor
+    /// and the dead-peer bound are as without it.
+    ///
+    /// For a control loop that writes a command and reads its reply, a
+    /// spin a little longer than the peer's reply time (on loopback 20 to
+    /// 100 µs) saves most of a round trip's wake-up costs on both ends;
+    /// it suits a machine with a core to spare for each spinning thread.
+    /// Each spinning read costs up to the spin in CPU time (see the
+    /// README's Performance section). `Duration::ZERO` (the default,
+    /// [`DEFAULT_SPIN`](crate::DEFAULT_SPIN)) sleeps at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ts_tcpip::prelude::*;
+    /// let server = OneClientServer::builder().spin(Duration::from_micros(50)).start()?;
+    /// # Ok::<(), ts_tcpip::Error>(())
+    /// ```
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.link.spin = spin;
+        self
+    }
+
     /// Write timeout of each connection (see
     /// [`Link::set_write_timeout`](crate::Link::set_write_timeout)).
     /// Default: `None`, writes wait for the peer to take the data.
@@ -186,16 +240,24 @@ mod tests {
     #[test]
     fn every_form_shares_the_link_settings() {
         let server = ServerBuilder::default().name("s").read_limit(7);
-        let client = ClientBuilder::default().name("c").encoding(Encoding::Ascii);
+        let client = ClientBuilder::default()
+            .name("c")
+            .encoding(Encoding::Ascii)
+            .json_style(JsonStyle::Python);
         let read_loop = ReadLoopServerBuilder::default()
             .terminator(b"\n")
+            .json_non_finite(false)
             .read_timeout(Some(Duration::from_secs(1)));
         assert_eq!(
             (server.link.name.as_str(), server.link.read_limit),
             ("s", 7)
         );
         assert_eq!(client.link.encoding, Encoding::Ascii);
+        assert_eq!(client.link.json_style, JsonStyle::Python);
         assert_eq!(read_loop.link.terminator, b"\n");
+        assert!(!read_loop.link.json_non_finite);
+        assert_eq!(server.link.json_style, crate::DEFAULT_JSON_STYLE);
+        assert_eq!(server.link.json_non_finite, crate::DEFAULT_JSON_NON_FINITE);
         assert_eq!(read_loop.link.read_timeout, Some(Duration::from_secs(1)));
     }
 }

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use super::builder::ClientBuilder;
 use super::reconnect::{self, Backoff};
-use super::server::waited;
 use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, HEARTBEAT};
+use crate::deadline::Deadline;
 use crate::error::Result;
+use crate::link::api::{sealed, LinkRef};
 use crate::link::connection::Connection;
 use crate::link::endpoint::{Endpoint, Intent};
-use crate::link::socket;
+use crate::link::monitor;
+use crate::link::socket::{self, Wake};
 use crate::link::transport::Tcp;
-use crate::link::{api::impl_link, Wait};
+use crate::Link;
 
 pub(crate) type ClientCallback = Box<dyn FnMut(&Client, bool) + Send>;
 
@@ -29,13 +31,22 @@ pub(crate) struct Target {
     pub(crate) reconnect: Option<Backoff>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::tls::ClientTlsReady>,
+    /// Set by `close()`: ends a connect attempt or a TLS handshake under
+    /// way at once. None for [`Client::closed`], which never connects.
+    pub(crate) wake: Option<Wake>,
 }
 
 impl Target {
     /// One connection attempt, with the link's socket options set (and
-    /// the TLS handshake, with TLS).
+    /// the TLS handshake, with TLS); the client's close ends it at once.
     pub(crate) fn connect(&self, link: &LinkConfig) -> Result<Connection> {
-        let stream = socket::connect(&self.host, self.port, self.connect_timeout, self.local_addr)?;
+        let stream = socket::connect(
+            &self.host,
+            self.port,
+            self.connect_timeout,
+            self.local_addr,
+            self.wake.as_ref(),
+        )?;
         let peer = stream.peer_addr()?;
         self.adopt((stream, peer), link)
     }
@@ -47,14 +58,19 @@ impl Target {
         (stream, peer): (TcpStream, SocketAddr),
         link: &LinkConfig,
     ) -> Result<Connection> {
-        // A caller's stream may be non-blocking; the link's is not.
-        stream.set_nonblocking(false)?;
         socket::configure(&stream, link)?;
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.connect(stream, peer, link.tls_handshake_timeout);
+            return tls.connect(stream, peer, link.tls_handshake_timeout, self.wake.as_ref());
         }
         Ok(Connection::new(Tcp::new(stream)?, peer))
+    }
+
+    /// Ends the attempt under way, if any, and every later one.
+    fn cancel(&self) {
+        if let Some(wake) = &self.wake {
+            wake.set();
+        }
     }
 }
 
@@ -111,6 +127,7 @@ impl Client {
                 reconnect: None,
                 #[cfg(feature = "tls")]
                 tls: None,
+                wake: None,
             }),
             owner: true,
         }
@@ -127,7 +144,7 @@ impl Client {
 
     /// The monitor, heartbeat and reconnect threads, as configured.
     pub(crate) fn spawn_link_threads(&self) -> Result<()> {
-        self.ep.spawn_monitor()?;
+        monitor::spawn(&self.ep)?;
         if let Some(period) = self.target.heartbeat {
             let ep = self.ep.clone();
             self.ep
@@ -156,21 +173,29 @@ impl Client {
     /// reconnecting); [`Error::Timeout`](crate::Error::Timeout) when `timeout` runs out,
     /// [`Error::NotConnected`](crate::Error::NotConnected) if the client is closed meanwhile.
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        waited(self.ep.slot.wait_connected(timeout))
+        self.ep.wait_connected(timeout)
     }
 
-    /// Closes the connection, stops and joins every thread (waiting for a
-    /// running callback, which gets `false` if connected) and makes
+    /// Closes the connection, stops and joins every thread and makes
     /// `should_be_connected()` false. Idempotent; dropping does the same.
+    ///
+    /// It returns at once, whatever is under way: blocked reads and
+    /// writes on other threads fail with a connection error, and a
+    /// reconnecting client's connect attempt or TLS handshake is ended.
+    /// It waits for two things only: a callback that is running (it then
+    /// gets `false` if the link was up; a slow callback is the caller's),
+    /// and a name lookup under way when the host is a name, not an
+    /// address (the system's resolver cannot be interrupted; it gives up
+    /// after its own timeouts, a few seconds per server on most systems).
     pub fn close(&self) {
+        self.target.cancel();
         self.ep.close(Intent::Clear);
     }
 
     /// As [`close`](Self::close), but leaves `should_be_connected()` as it
     /// is, so an unexpected loss can still be told from a deliberate close.
     pub fn basic_close(&self) {
-        // The monitor, heartbeat and reconnect threads all wake on the
-        // shutdown and the closed slot: nothing else to wake.
+        self.target.cancel();
         self.ep.close(Intent::Keep);
     }
 
@@ -181,23 +206,33 @@ impl Client {
 }
 
 /// Writes a heartbeat line every `period` while connected, until closed;
-/// while the link is down it sleeps until the next connection.
+/// while the link is down it sleeps until the next connection. A
+/// heartbeat that cannot go out within its period (a peer that stopped
+/// reading) is not sent, so the thread never holds the write half longer.
 fn send_heartbeats(ep: &Endpoint, period: Duration) {
     let mut seen = 0;
-    while let Some((_, epoch)) = ep.slot.next_connection(seen) {
+    while let Some((_, epoch)) = ep.next_connection(seen) {
         seen = epoch;
-        while ep.slot.is_current(epoch) {
-            if let Err(e) = ep.write_raw_line(Wait::Block, HEARTBEAT) {
-                log::debug!("{}: heartbeat not sent: {e}", ep.log_name);
+        while ep.is_current(epoch) {
+            let deadline = Deadline::after(Some(period));
+            if let Err(e) = ep.write_raw_line(deadline, HEARTBEAT) {
+                log::debug!("{}: heartbeat not sent: {e}", ep.log_name());
             }
-            if ep.slot.wait_closed(period) {
+            if ep.wait_closed(period) {
                 return;
             }
         }
     }
 }
 
-impl_link!(Client, |me| me.ep, Wait::Block);
+impl sealed::Sealed for Client {}
+
+impl Link for Client {
+    #[inline]
+    fn link(&self) -> LinkRef<'_> {
+        LinkRef::new(&self.ep)
+    }
+}
 
 impl Drop for Client {
     fn drop(&mut self) {

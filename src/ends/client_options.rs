@@ -13,6 +13,7 @@ use crate::config::LinkConfig;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCALHOST};
 use crate::error::{Error, Result};
 use crate::link::endpoint::Takeover;
+use crate::link::socket::Wake;
 
 /// What a [`ClientBuilder`] holds beside the link's settings.
 pub struct ClientSide {
@@ -179,9 +180,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects; returns once connected (Python's `start_task`). Nobody
-    /// listening is [`Error::Io`] (connection refused), a silent host
-    /// [`Error::Io`] (timed out), both naming the address.
+    /// Connects; returns once connected and, with a
+    /// [`connect_callback`](Self::connect_callback), once its `true` call
+    /// has returned (Python's `start_task`, done after the callback). The
+    /// callback runs on its own thread meanwhile: one that waits for
+    /// something the caller of `connect()` does after it returns (takes a
+    /// lock the caller holds, receives what the caller sends next) never
+    /// returns, and neither does `connect()`. The heartbeat and monitor
+    /// threads are already running while it waits; a link that drops
+    /// meanwhile still returns `Ok` (the callback's `false` follows).
+    /// [`start`](Self::start) does not wait.
+    ///
+    /// Nobody listening is [`Error::Io`] (connection refused), a silent
+    /// host [`Error::Io`] (timed out), both naming the address.
     ///
     /// ```
     /// use std::time::Duration;
@@ -206,7 +217,11 @@ impl ClientBuilder {
         let client = Client::new(link, target, callback)?;
         // A fresh endpoint takes its first connection.
         let _ = client.ep.attach(Arc::new(conn), Takeover::Never);
+        // Read before the reconnect thread can install a newer one.
+        let call = client.ep.connected_call();
         client.spawn_link_threads()?;
+        // As Python's `start_task`, done once `connect_callback` has run.
+        client.ep.wait_callback_returned(call, None);
         Ok(client)
     }
 
@@ -301,6 +316,7 @@ impl ClientBuilder {
             reconnect: side.reconnect,
             #[cfg(feature = "tls")]
             tls,
+            wake: Some(Wake::new()?),
         };
         Ok((link, target, side.callback))
     }

@@ -13,8 +13,9 @@ use super::builder::{sealed, Builder, ReadLoopServerBuilder};
 use super::server::OneClientServer;
 use super::server_options::{ServerSide, ServesOne};
 use crate::error::{Chain, Error, Result};
+use crate::link::api::{self, LinkRef};
 use crate::link::endpoint::{Endpoint, Intent};
-use crate::link::DisconnectReason;
+use crate::link::{DisconnectReason, Link};
 
 /// What the read loop calls, over and over, while a client is connected
 /// (Python's `read_and_dispatch`). Read one message, act on it, return.
@@ -57,7 +58,8 @@ impl ReadLoopServerBuilder {
     /// With `Some(max)`, a client that sends no heartbeat (reported by the
     /// handler through
     /// [`handle_received_heartbeat`](OneClientReadLoopServer::handle_received_heartbeat))
-    /// for `max` after connecting or after its last one is closed, with
+    /// for `max` after connecting (once the connect callback has returned
+    /// for it) or after its last one is closed, with
     /// [`DisconnectReason::HeartbeatMissed`]. Python's default `max` is
     /// [`DEFAULT_MAX_HEARTBEAT_INTERVAL`](crate::DEFAULT_MAX_HEARTBEAT_INTERVAL)
     /// (10 s). Default: `None`, off.
@@ -67,7 +69,9 @@ impl ReadLoopServerBuilder {
     }
 
     /// Starts listening; each client is served by a read-loop thread that
-    /// calls `handler` until an error or the client goes.
+    /// calls `handler` until an error or the client goes, from when the
+    /// connect callback has returned for it (see
+    /// [`OneClientReadLoopServer`]).
     pub fn start(self, handler: impl ReadLoopHandler) -> Result<OneClientReadLoopServer> {
         let Builder { mut link, side } = self;
         if side.heartbeat.is_some_and(|max| max.is_zero()) {
@@ -121,6 +125,14 @@ impl ReadLoopServerBuilder {
 /// thread calls the [`ReadLoopHandler`] until it fails or the client
 /// goes (Python's `OneClientReadLoopServer`). Derefs to the server, so
 /// every server and [`Link`](crate::Link) method is at hand.
+///
+/// For each connection the handler is first called once the connect
+/// callback's `true` call for it has returned (as in Python, whose read
+/// loop starts after the callback), so the callback can set up what the
+/// handler needs; the heartbeat monitor's clock starts then too. A
+/// callback that never returns (or waits for the handler) holds that
+/// connection's read loop for as long: its messages wait unread until the
+/// callback returns or the connection ends.
 ///
 /// A handler error closes the client with
 /// [`DisconnectReason::HandlerFailed`] (a panic with
@@ -186,26 +198,30 @@ impl OneClientReadLoopServer {
     fn read_loop(&self, handler: &mut impl ReadLoopHandler) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, epoch)) = ep.slot.next_connection(seen) {
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
+            // As in Python, the first message waits for the callback to
+            // have handled the connection, so that it can set up what the
+            // handler needs.
+            ep.wait_callback_returned(ep.connected_call(), Some(epoch));
             // One load per message: the epoch moves when `conn` ends.
-            while ep.slot.is_current(epoch) {
+            while ep.is_current(epoch) {
                 let call = catch_unwind(AssertUnwindSafe(|| handler.read_and_dispatch(self)));
                 let reason = match call {
                     Ok(Ok(())) => continue,
                     Ok(Err(Error::Timeout)) => {
-                        log::debug!("{}: no message within the read timeout", ep.log_name);
+                        log::debug!("{}: no message within the read timeout", ep.log_name());
                         continue;
                     }
                     // The read that failed has ended the connection already.
-                    Ok(Err(e)) if e.is_connection_error() && !ep.slot.is_current(epoch) => {
-                        log::info!("{}: the client left ({})", ep.log_name, left(&e));
+                    Ok(Err(e)) if e.is_connection_error() && !ep.is_current(epoch) => {
+                        log::info!("{}: the client left ({})", ep.log_name(), left(&e));
                         break;
                     }
                     Ok(Err(e)) => DisconnectReason::HandlerFailed(Arc::new(e)),
                     Err(_) => DisconnectReason::HandlerPanicked,
                 };
-                log::error!("{}: closing the client: {reason}", ep.log_name);
+                log::error!("{}: closing the client: {reason}", ep.log_name());
                 ep.detach(&conn, reason, Intent::Clear);
                 break;
             }
@@ -216,8 +232,11 @@ impl OneClientReadLoopServer {
     fn monitor_heartbeats(&self, max: Duration) {
         let ep = self.endpoint();
         let mut seen = 0;
-        while let Some((conn, epoch)) = ep.slot.next_connection(seen) {
+        while let Some((conn, epoch)) = ep.next_connection(seen) {
             seen = epoch;
+            // As in Python, the clock starts once the callback has handled
+            // the connection: no message is read before (see `read_loop`).
+            ep.wait_callback_returned(ep.connected_call(), Some(epoch));
             let connected_at = Instant::now();
             loop {
                 let last = self
@@ -229,11 +248,11 @@ impl OneClientReadLoopServer {
                 let now = Instant::now();
                 if now >= due {
                     if ep.detach(&conn, DisconnectReason::HeartbeatMissed, Intent::Clear) {
-                        log::warn!("{}: no heartbeat for {max:?}; client closed", ep.log_name);
+                        log::warn!("{}: no heartbeat for {max:?}; client closed", ep.log_name());
                     }
                     break;
                 }
-                if !ep.slot.wait_while_current(&conn, due - now) {
+                if !ep.wait_while_current(&conn, due - now) {
                     break;
                 }
             }
@@ -251,6 +270,18 @@ fn left(e: &Error) -> String {
             partial.len()
         ),
         None => Chain(e).to_string(),
+    }
+}
+
+impl api::sealed::Sealed for OneClientReadLoopServer {}
+
+/// The server's own link: `server.read_str()` and the like, and
+/// `&impl Link` code, work on the read-loop server as they do on a
+/// [`OneClientServer`].
+impl Link for OneClientReadLoopServer {
+    #[inline]
+    fn link(&self) -> LinkRef<'_> {
+        LinkRef::new(self.endpoint())
     }
 }
 

@@ -9,11 +9,16 @@ use crate::error::Chain;
 use crate::link::endpoint::{Endpoint, Takeover};
 
 /// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
-/// paces its attempts: the first comes at once, then the wait doubles from
-/// `initial` up to `max`. `connect()` and `start()` refuse a zero
-/// `initial` (it would retry without a pause) and an `initial` above `max`. Each wait is drawn between half and all of its
-/// nominal length, so that many clients of one server do not return in
-/// step.
+/// paces its attempts. After a link that lasted at least `max` went down
+/// (and for a client started without a link), the first attempt comes at
+/// once; after a failed attempt the wait doubles from `initial` up to
+/// `max`. A link that lasted less than `max` counts as a failed attempt
+/// (a busy server that accepts and closes at once): the client waits
+/// first, going on with the doubling where it was. Each wait is drawn
+/// between half and all of its nominal length, so that many clients of
+/// one server do not return in step. `connect()` and `start()` refuse a
+/// zero `initial` (it would retry without a pause) and an `initial` above
+/// `max`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -47,20 +52,21 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
     let mut rng = Jitter::seeded();
     let mut wait = backoff.initial;
     let mut up_since: Option<Instant> = None;
-    while !ep.slot.wait_disconnected() {
+    let mut failures = Failures::default();
+    while !ep.wait_disconnected() {
         // A link that lasted less than the longest wait counts as a failed
         // attempt (a busy server accepts and closes at once): back off
         // from where we were instead of hammering it.
         if up_since.is_some_and(|t| t.elapsed() < backoff.max) {
-            if ep.slot.wait_closed(rng.draw(wait)) {
+            if ep.wait_closed(rng.draw(wait)) {
                 return;
             }
             wait = wait.saturating_mul(2).min(backoff.max);
         } else {
             wait = backoff.initial;
         }
-        while !attempt(ep, target) {
-            if ep.slot.wait_closed(rng.draw(wait)) {
+        while !attempt(ep, target, &mut failures) {
+            if ep.wait_closed(rng.draw(wait)) {
                 return;
             }
             wait = wait.saturating_mul(2).min(backoff.max);
@@ -70,17 +76,61 @@ pub(crate) fn run(ep: &Endpoint, target: &Target, backoff: Backoff) {
 }
 
 /// One connection attempt; true if the link is up again (or closed).
-fn attempt(ep: &Endpoint, target: &Target) -> bool {
-    match target.connect(&ep.config) {
+fn attempt(ep: &Endpoint, target: &Target, failures: &mut Failures) -> bool {
+    match target.connect(ep.config()) {
         // Refused only once closed, which ends the loop too.
         Ok(conn) => {
+            failures.recovered(ep);
             let _ = ep.attach(Arc::new(conn), Takeover::Never);
             true
         }
+        Err(_) if ep.is_closed() => true,
         Err(e) => {
-            log::debug!("{}: connecting failed: {}", ep.log_name, Chain(&e));
-            ep.is_closed()
+            failures.failed(ep, &e);
+            false
         }
+    }
+}
+
+/// The failed attempts since the link was last up: the first and each
+/// change of cause are logged at WARN, the repeats at DEBUG, so a client
+/// that cannot reach its server says so once, and again when the reason
+/// changes, without filling the log.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    last_cause: Option<String>,
+}
+
+impl Failures {
+    fn failed(&mut self, ep: &Endpoint, e: &crate::Error) {
+        self.count += 1;
+        let cause = Chain(e).to_string();
+        if self.last_cause.as_deref() == Some(cause.as_str()) {
+            log::debug!(
+                "{}: connecting failed again ({} attempts): {cause}",
+                ep.log_name(),
+                self.count
+            );
+        } else {
+            log::warn!(
+                "{}: connecting failed (attempt {}), retrying with backoff: {cause}",
+                ep.log_name(),
+                self.count
+            );
+            self.last_cause = Some(cause);
+        }
+    }
+
+    fn recovered(&mut self, ep: &Endpoint) {
+        if self.count > 0 {
+            log::info!(
+                "{}: connected after {} failed attempts",
+                ep.log_name(),
+                self.count
+            );
+        }
+        *self = Failures::default();
     }
 }
 

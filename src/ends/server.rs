@@ -12,11 +12,10 @@ use super::accept::Listening;
 use super::admission::{Allowlist, SlotPolicy};
 use super::builder::{Builder, ServerBuilder};
 use super::server_options::ServerCallback;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::link::api::{sealed, LinkRef};
 use crate::link::endpoint::{Endpoint, Intent, Takeover};
-use crate::link::slot::Waited;
-use crate::link::socket;
-use crate::link::{api::impl_link, DisconnectReason, Wait};
+use crate::link::{monitor, socket, DisconnectReason, Link};
 
 impl ServerBuilder {
     /// Binds and starts listening; returns once connections are accepted.
@@ -95,7 +94,7 @@ impl ServerBuilder {
         server.spawn_threads(side.callback)?;
         log::info!(
             "{}: listening on {:?}",
-            server.ep.log_name,
+            server.ep.log_name(),
             server.listening.local_addrs
         );
         Ok(server)
@@ -152,7 +151,7 @@ impl OneClientServer {
     /// `timeout` runs out, [`Error::NotConnected`](crate::Error::NotConnected)
     /// if the server is closed meanwhile (Python's `connected_task`).
     pub fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        waited(self.ep.slot.wait_connected(timeout))
+        self.ep.wait_connected(timeout)
     }
 
     /// Closes the client, if any: it sees end of file, the callback gets
@@ -207,7 +206,7 @@ impl OneClientServer {
             let view = self.view();
             ep.spawn_callback(move |c| callback(&view, c))?;
         }
-        ep.spawn_monitor()?;
+        monitor::spawn(ep)?;
         for listener in self.listening.listeners.lock().iter() {
             let (listening, listener) = (self.listening.clone(), listener.clone());
             ep.spawn("accept", move || listening.serve(listener))?;
@@ -217,16 +216,14 @@ impl OneClientServer {
     }
 }
 
-/// A wait for a connection as the API reports it.
-pub(crate) fn waited(waited: Waited) -> Result<()> {
-    match waited {
-        Waited::Connected => Ok(()),
-        Waited::TimedOut => Err(Error::Timeout),
-        Waited::Closed => Err(Error::NotConnected),
+impl sealed::Sealed for OneClientServer {}
+
+impl Link for OneClientServer {
+    #[inline]
+    fn link(&self) -> LinkRef<'_> {
+        LinkRef::new(&self.ep)
     }
 }
-
-impl_link!(OneClientServer, |me| me.ep, Wait::Block);
 
 impl Drop for OneClientServer {
     fn drop(&mut self) {

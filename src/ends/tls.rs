@@ -4,6 +4,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::link::connection::Connection;
+use crate::link::socket::Wake;
 use crate::link::tls;
 
 /// A server's TLS: a rustls configuration, or PEM files to make one from
@@ -81,28 +84,35 @@ impl ClientTls {
 }
 
 impl ClientTlsReady {
-    /// The client's handshake on a connected stream, within `timeout`.
+    /// The client's handshake on a connected stream, within `timeout`;
+    /// `wake` (the client's close) ends it at once.
     pub(crate) fn connect(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
         timeout: Duration,
+        wake: Option<&Wake>,
     ) -> Result<Connection> {
         let session = rustls::ClientConnection::new(self.config.clone(), self.name.clone())
             .map_err(|e| Error::invalid_argument(format!("TLS client: {e}")))?;
-        let tls = tls::handshake(stream, session.into(), timeout)
+        let deadline = Deadline::after(Some(timeout));
+        let tls = tls::handshake(stream, session.into(), deadline, wake, None)
             .map_err(|(e, _)| Error::at_address("complete the TLS handshake with", peer, e))?;
         Ok(Connection::new(tls, peer))
     }
 }
 
-/// The server's handshake with an accepted stream, within `timeout`; on
-/// failure the error and the stream, for the caller to count and drop.
+/// The server's handshake with an accepted stream, within `timeout`;
+/// `wake` ends it at once, and `received` goes up when the client first
+/// sends a byte. On failure the error and the stream, for the caller to
+/// count and drop.
 pub(crate) fn accept(
     config: &Arc<ServerConfig>,
     stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
+    wake: &Wake,
+    received: &AtomicBool,
 ) -> std::result::Result<Connection, (std::io::Error, TcpStream)> {
     let session = match rustls::ServerConnection::new(config.clone()) {
         Ok(session) => session,
@@ -113,7 +123,8 @@ pub(crate) fn accept(
             ))
         }
     };
-    let tls = tls::handshake(stream, session.into(), timeout)?;
+    let deadline = Deadline::after(Some(timeout));
+    let tls = tls::handshake(stream, session.into(), deadline, Some(wake), Some(received))?;
     Ok(Connection::new(tls, peer))
 }
 

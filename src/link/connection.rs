@@ -1,19 +1,31 @@
-//! One connection: its transport, its peer, and the local shutdown that
-//! releases whoever is blocked on it. Its receive buffer and write lock
-//! live in the endpoint's halves (`half.rs`), which outlast any one
-//! connection.
+//! One connection: its transport, its peer, the local shutdown that
+//! releases whoever is blocked on it, and the one place where what the
+//! transport reports is judged. Its receive buffer and write state live in
+//! the endpoint's halves (`half.rs`), which outlast any one connection.
+//!
+//! Every read, write and look goes through here, and comes out as one of:
+//! bytes; the peer's end of stream (`Ok(0)`, only when the peer really
+//! closed); `WouldBlock` (the call's deadline passed, the stream is good);
+//! or an error that means the connection has ended, saying why: the first
+//! cause any thread heard ([`Connection::cause`]), "closed locally", or
+//! [`pending`] (it broke, and the thread that heard why has not said so
+//! yet). The layers above never look at the transport's own errors.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-use super::socket::Peek;
+use super::socket::{Peek, Wake};
 use super::transport::Transport;
-use crate::error::{Error, Result};
+use crate::deadline::Deadline;
+use crate::sync::{AtomicBool, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+
+/// How long a thread that met the fallout of a break (an end of file, a
+/// broken pipe) waits for the thread that heard its cause to say it: that
+/// thread's system call has returned, and it keeps the cause before
+/// anything else. Past this, the fallout is taken as the cause.
+const CAUSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A connection shared by the reading thread, the writing threads, the
 /// monitor and whoever closes it.
@@ -24,15 +36,16 @@ pub(crate) struct Connection {
     /// Set before the transport is shut down locally, so that the end of
     /// file this causes is reported as a local close, not the peer's.
     closing: AtomicBool,
+    /// Why this side ended it (set before `closing`), for the calls the
+    /// shutdown cuts short: the peer's close that the monitor saw, say,
+    /// not "closed locally".
+    why_closed: Mutex<Option<(io::ErrorKind, String)>>,
     /// How the connection broke, as the first thread to hear of it heard.
     /// The system tells its error to one caller only; the others see an
-    /// end of file or a closed socket, and read the cause here.
-    broken: OnceLock<Broken>,
-    /// The link's read and write timeouts as last set on the socket: what
-    /// a call with a deadline narrows for its length and then puts back.
-    /// Set and put back under this lock, so a timeout set while such a
-    /// call runs is the one left on the socket when it ends. A leaf lock.
-    timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+    /// end of file or a broken pipe, and read the cause here. A leaf lock.
+    cause: Mutex<Option<Broken>>,
+    /// Signalled when `cause` is set.
+    heard: Condvar,
 }
 
 /// The error that broke a connection, kept to tell every thread the same.
@@ -43,9 +56,11 @@ pub(crate) struct Broken {
 }
 
 impl Broken {
-    /// The connection error for a thread that heard of it second hand.
-    pub(crate) fn error(self) -> Error {
-        Error::ConnectionLost(self.io())
+    fn of(err: &io::Error) -> Broken {
+        Broken {
+            kind: err.kind(),
+            os_code: err.raw_os_error(),
+        }
     }
 
     pub(crate) fn io(self) -> io::Error {
@@ -56,93 +71,87 @@ impl Broken {
     }
 }
 
+/// What a connection error says about who ends the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// This side closed it: whoever closed has ended it already.
+    Locally,
+    /// It broke and the cause is not known yet: the thread that heard it
+    /// ends it.
+    CausePending,
+    /// It broke for this cause.
+    Broke,
+}
+
+/// The marker inside the errors [`pending`] makes.
+#[derive(Debug)]
+struct Marker(&'static str, Ended);
+
+impl std::fmt::Display for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Marker {}
+
+/// The error of a call that a local close ended.
+pub(crate) fn closed_locally() -> io::Error {
+    ended_here(io::ErrorKind::ConnectionAborted, "closed locally".into())
+}
+
+/// The error of a call on a connection this side has ended, saying why
+/// (`kind` and `why`): the connection's end is already taken care of.
+fn ended_here(kind: io::ErrorKind, why: String) -> io::Error {
+    io::Error::new(kind, EndedHere(why))
+}
+
+/// The marker inside the errors [`ended_here`] makes.
+#[derive(Debug)]
+struct EndedHere(String);
+
+impl std::fmt::Display for EndedHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EndedHere {}
+
+/// The error of a call that met a break whose cause another thread heard
+/// and has not told yet (a `try_` call does not wait for it).
+pub(crate) fn pending() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        Marker(
+            "the connection broke (another call on it heard why)",
+            Ended::CausePending,
+        ),
+    )
+}
+
+/// What a connection error (as this module makes them) says about the
+/// connection's end.
+pub(crate) fn ended(err: &io::Error) -> Ended {
+    let inner = err.get_ref();
+    if inner.is_some_and(|e| e.is::<EndedHere>()) {
+        return Ended::Locally;
+    }
+    match inner.and_then(|e| e.downcast_ref::<Marker>()) {
+        Some(Marker(_, Ended::CausePending)) => Ended::CausePending,
+        _ => Ended::Broke,
+    }
+}
+
 impl Connection {
     pub(crate) fn new(transport: impl Transport, peer: SocketAddr) -> Connection {
         Connection {
             transport: Box::new(transport),
             peer,
             closing: AtomicBool::new(false),
-            broken: OnceLock::new(),
-            timeouts: Mutex::new((None, None)),
-        }
-    }
-
-    /// Sets the link's read and write timeouts on the socket.
-    pub(crate) fn set_timeouts(
-        &self,
-        read: Option<Duration>,
-        write: Option<Duration>,
-    ) -> io::Result<()> {
-        let mut timeouts = self.timeouts.lock();
-        let socket = self.transport.socket();
-        socket.set_read_timeout(read)?;
-        socket.set_write_timeout(write)?;
-        *timeouts = (read, write);
-        Ok(())
-    }
-
-    /// The link's read timeout (not a deadline's narrowing of it).
-    pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.timeouts.lock().0
-    }
-
-    /// The link's write timeout (not a deadline's narrowing of it).
-    fn write_timeout(&self) -> Option<Duration> {
-        self.timeouts.lock().1
-    }
-
-    /// Puts the link's read timeout back on the socket after a deadline.
-    pub(crate) fn restore_read_timeout(&self) {
-        let timeouts = self.timeouts.lock();
-        let _ = self.transport.socket().set_read_timeout(timeouts.0);
-    }
-
-    /// Puts the link's write timeout back on the socket after a deadline.
-    fn restore_write_timeout(&self) {
-        let timeouts = self.timeouts.lock();
-        let _ = self.transport.socket().set_write_timeout(timeouts.1);
-    }
-
-    /// How the connection broke, if a thread has heard.
-    pub(crate) fn broken(&self) -> Option<Broken> {
-        self.broken.get().copied()
-    }
-
-    /// Keeps `err` as the cause, unless a cause is known or `err` is not
-    /// one (a timeout, an interruption, or the fallout of a local close).
-    fn note(&self, err: &io::Error) {
-        use io::ErrorKind::*;
-        if matches!(err.kind(), WouldBlock | Interrupted) || self.is_closing() {
-            return;
-        }
-        let _ = self.broken.set(Broken {
-            kind: err.kind(),
-            os_code: err.raw_os_error(),
-        });
-    }
-
-    /// Reads from the transport, keeping the cause of a break.
-    #[inline]
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf).inspect_err(|e| self.note(e))
-    }
-
-    /// Looks without waiting, keeping the cause of a break.
-    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
-        self.transport.peek_now().inspect_err(|e| self.note(e))
-    }
-
-    /// Waits for the peer's hang-up, keeping the cause of a break.
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
-        self.transport.wait_hangup().inspect_err(|e| self.note(e))
-    }
-
-    /// The error a thread gets when the connection was ended while it
-    /// waited: the cause if one is known, else a local close.
-    pub(crate) fn ended_error(&self) -> Error {
-        match self.broken() {
-            Some(broken) => broken.error(),
-            None => closed_locally(),
+            why_closed: Mutex::new(None),
+            cause: Mutex::new(None),
+            heard: Condvar::new(),
         }
     }
 
@@ -151,85 +160,167 @@ impl Connection {
     }
 
     #[inline]
-    pub(crate) fn transport(&self) -> &dyn Transport {
-        &*self.transport
-    }
-
-    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
 
-    /// Sends the whole frame, before `deadline` if there is one. A write
-    /// cut short by a timeout after part of the frame went out leaves the
-    /// stream corrupt, so it is reported as a lost connection; with nothing
-    /// sent it is a plain timeout.
-    #[inline]
-    pub(crate) fn send(&self, frame: &[u8], deadline: Option<Instant>) -> Result<usize> {
-        // Usually the socket takes the whole frame at once.
-        if deadline.is_none() {
-            match self.transport.write(frame) {
-                Ok(n) if n == frame.len() => return Ok(n),
-                first => return self.send_rest(frame, Some(first), None),
-            }
-        }
-        self.send_rest(frame, None, deadline)
+    /// How the connection broke, if a thread has heard.
+    pub(crate) fn cause(&self) -> Option<Broken> {
+        *self.cause.lock()
     }
 
-    /// `send` after a `first` write that did not take the whole frame, or
-    /// with a deadline.
-    #[cold]
-    fn send_rest(
+    /// Reads from the transport (spinning first for up to `spin`): bytes,
+    /// `Ok(0)` for the peer's end of stream, `WouldBlock` past the
+    /// deadline, or the connection's end.
+    #[inline]
+    pub(crate) fn read(
         &self,
-        frame: &[u8],
-        mut first: Option<io::Result<usize>>,
-        deadline: Option<Instant>,
-    ) -> Result<usize> {
-        if frame.is_empty() {
-            return Ok(0);
+        buf: &mut [u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> io::Result<usize> {
+        match self.transport.read(buf, deadline, spin) {
+            Ok(0) if !buf.is_empty() => self.end_of_stream(deadline).map(|()| 0),
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.judge(e, deadline)),
         }
-        let mut sent = 0;
-        let socket = self.transport.socket();
-        // With a deadline the socket's timeout is narrowed for this call
-        // and put back after it.
-        let result = loop {
-            if sent >= frame.len() {
-                break Ok(sent);
+    }
+
+    /// Takes some of `buf` to send (see [`Transport::write`]).
+    #[inline]
+    pub(crate) fn write(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
+        self.transport
+            .write(buf, deadline)
+            .map_err(|e| self.judge(e, deadline))
+    }
+
+    /// Sends what the transport holds from earlier writes.
+    pub(crate) fn flush(&self, deadline: Deadline) -> io::Result<()> {
+        self.transport
+            .flush(deadline)
+            .map_err(|e| self.judge(e, deadline))
+    }
+
+    /// Looks without waiting: `Eof` only for the peer's own close.
+    pub(crate) fn peek_now(&self) -> io::Result<Peek> {
+        self.look(self.transport.peek_now())
+    }
+
+    /// Waits for the peer's hang-up, then looks: `Eof` only for the peer's
+    /// own close; a break is its error, as soon as its cause is known.
+    pub(crate) fn wait_hangup(&self, kick: Option<&Wake>) -> io::Result<Peek> {
+        self.look(self.transport.wait_hangup(kick))
+    }
+
+    fn look(&self, looked: io::Result<Peek>) -> io::Result<Peek> {
+        // A look is no caller's call: it waits for a cause as long as a
+        // cause is waited for.
+        let deadline = Deadline::Forever;
+        match looked {
+            Ok(Peek::Eof) => self.end_of_stream(deadline).map(|()| Peek::Eof),
+            Ok(peek) => Ok(peek),
+            Err(e) => Err(self.judge(e, deadline)),
+        }
+    }
+
+    /// A transport error, judged once: a passed deadline stays
+    /// `WouldBlock`; the fallout of a local close is "closed locally"; a
+    /// broken pipe is the fallout of a break another thread heard of (or,
+    /// if nobody tells a cause within [`CAUSE_WAIT`], its own); anything
+    /// else is the cause, kept for every thread unless one was kept first.
+    fn judge(&self, err: io::Error, deadline: Deadline) -> io::Error {
+        if self.is_closing() {
+            return self.closed_error();
+        }
+        match err.kind() {
+            io::ErrorKind::WouldBlock => err,
+            io::ErrorKind::BrokenPipe => self.fallout(err, deadline),
+            _ => self.keep(&err),
+        }
+    }
+
+    /// The stream ended: `Ok` when the peer closed it, else the error that
+    /// ended it (a break shows as an end of file to every thread but the
+    /// one the system told, and then this side cannot send either).
+    fn end_of_stream(&self, deadline: Deadline) -> io::Result<()> {
+        if self.is_closing() {
+            return Err(self.closed_error());
+        }
+        if let Some(cause) = self.cause() {
+            return Err(cause.io());
+        }
+        match self.transport.send_closed() {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(self.fallout(pending(), deadline)),
+            Err(e) => Err(self.judge(e, deadline)),
+        }
+    }
+
+    /// A second-hand sign of a break (`seen`): the cause, once the thread
+    /// that heard it keeps it. Waits for that no longer than `deadline`
+    /// (then [`pending`]) and [`CAUSE_WAIT`] (then `seen` is the cause).
+    fn fallout(&self, seen: io::Error, deadline: Deadline) -> io::Error {
+        let waited = Instant::now() + CAUSE_WAIT;
+        let mut cause = self.cause.lock();
+        loop {
+            if let Some(cause) = *cause {
+                return cause.io();
             }
-            if let Some(deadline) = deadline {
-                match remaining(deadline, self.write_timeout()) {
-                    Some(left) => socket.set_write_timeout(Some(left))?,
-                    None => break Err(timed_out(sent, frame.len())),
-                }
+            if self.is_closing() {
+                drop(cause);
+                return self.closed_error();
             }
-            let written = match first.take() {
-                Some(result) => result,
-                None => self.transport.write(&frame[sent..]),
+            let until = match deadline {
+                Deadline::Forever => waited,
+                Deadline::At(at) if at < waited => at,
+                Deadline::At(_) => waited,
+                Deadline::Now => return pending(),
             };
-            if let Err(e) = &written {
-                self.note(e);
-            }
-            match written {
-                Ok(0) => break Err(Error::ConnectionLost(io::ErrorKind::WriteZero.into())),
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) if self.is_closing() => break Err(self.ended_error()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break Err(timed_out(sent, frame.len()))
+            if self.heard.wait_until(&mut cause, until).timed_out() && cause.is_none() {
+                if until < waited {
+                    return pending();
                 }
-                // The cause the first thread to hear of the break kept (this
-                // one's error if it was first), not a second-hand fallout.
-                Err(e) => {
-                    break Err(self
-                        .broken()
-                        .map_or(Error::ConnectionLost(e), Broken::error))
-                }
+                drop(cause);
+                let seen = match ended(&seen) {
+                    Ended::CausePending => io::Error::from(io::ErrorKind::BrokenPipe),
+                    _ => seen,
+                };
+                return self.keep(&seen);
             }
-        };
-        if deadline.is_some() {
-            self.restore_write_timeout();
         }
-        result
+    }
+
+    /// Keeps `err` as the cause unless one was kept first; returns the
+    /// cause kept.
+    fn keep(&self, err: &io::Error) -> io::Error {
+        let mut cause = self.cause.lock();
+        let kept = *cause.get_or_insert_with(|| Broken::of(err));
+        drop(cause);
+        self.heard.notify_all();
+        if kept == Broken::of(err) {
+            // This thread's own error, with its message.
+            return clone_io(err);
+        }
+        kept.io()
+    }
+
+    /// The error of a call that this side's shutdown cut short: the
+    /// cause of a break if one was heard, else why this side ended it.
+    fn closed_error(&self) -> io::Error {
+        if let Some(cause) = self.cause() {
+            return cause.io();
+        }
+        match &*self.why_closed.lock() {
+            Some((kind, why)) => ended_here(*kind, why.clone()),
+            None => closed_locally(),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown), telling the calls it cuts short why:
+    /// `kind` and `why` (the end's reason, as the events tell it).
+    pub(crate) fn shutdown_because(&self, kind: io::ErrorKind, why: String) {
+        self.why_closed.lock().get_or_insert((kind, why));
+        self.shutdown();
     }
 
     /// Shuts the transport down, releasing any thread blocked on it with
@@ -237,7 +328,19 @@ impl Connection {
     pub(crate) fn shutdown(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
             self.transport.shutdown();
+            // A thread waiting for a cause hears of the close instead.
+            let _held = self.cause.lock();
+            self.heard.notify_all();
         }
+    }
+}
+
+/// A copy of `err`: the system's code if it has one, else its kind and
+/// message.
+fn clone_io(err: &io::Error) -> io::Error {
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(err.kind(), err.to_string()),
     }
 }
 
@@ -245,30 +348,4 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// A write that ran out of time: a timeout if nothing went out, else a
-/// lost connection (the peer has part of a frame).
-fn timed_out(sent: usize, len: usize) -> Error {
-    if sent == 0 {
-        return Error::Timeout;
-    }
-    let msg = format!("write timed out after {sent} of {len} bytes");
-    Error::ConnectionLost(io::Error::new(io::ErrorKind::TimedOut, msg))
-}
-
-/// Time left before `deadline`, no longer than the link's own `timeout`;
-/// None once it has passed.
-pub(crate) fn remaining(deadline: Instant, timeout: Option<Duration>) -> Option<Duration> {
-    let left = deadline.checked_duration_since(Instant::now())?;
-    // Zero would mean "no timeout" to the socket.
-    let left = left.max(Duration::from_micros(1));
-    Some(timeout.map_or(left, |t| t.min(left)))
-}
-
-pub(crate) fn closed_locally() -> Error {
-    Error::ConnectionLost(io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "closed locally",
-    ))
 }

@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
 
 use crate::error::{Chain, Error};
+use crate::sync::{Condvar, Mutex};
 
 /// A change of connection state, as [`Link::events`](crate::Link::events)
 /// delivers it.
@@ -115,16 +115,35 @@ impl fmt::Display for ConnectionEvent {
 /// receiver, in the order the changes happened.
 ///
 /// `publish` is called with the endpoint's slot lock held (that is what
-/// orders the events); it takes `sinks` inside it. Lock order: slot, then
-/// sinks. Neither lock is held while user code runs.
+/// orders the events); it takes `sinks` inside it, then `returned` to wake
+/// its waiters. Lock order: slot, sinks, returned. No lock is held while
+/// user code runs.
+///
+/// The callback's calls are numbered from 1 in the order they are queued;
+/// `returned` counts those that have returned, so that a thread can wait
+/// for the callback to be done with a given change (the read loop, which
+/// must not serve a connection before the callback has, as in Python).
 #[derive(Default)]
 pub(crate) struct Events {
     sinks: Mutex<Sinks>,
+    /// Shared with the callback thread, which counts its calls.
+    returned: Arc<Returned>,
+}
+
+/// The callback's calls that have returned.
+#[derive(Default)]
+struct Returned {
+    count: Mutex<u64>,
+    /// Signalled when a call returns and on every publish (a change of
+    /// the slot, which may end what a waiter waits for).
+    changed: Condvar,
 }
 
 #[derive(Default)]
 struct Sinks {
     callback: Option<Sender<ConnectionEvent>>,
+    /// Calls queued for the callback so far.
+    queued: u64,
     subscribers: Vec<Sender<ConnectionEvent>>,
 }
 
@@ -135,16 +154,41 @@ impl Events {
         rx
     }
 
-    pub(crate) fn publish(&self, event: &ConnectionEvent) {
+    /// Tells the callback and every subscriber of `event`. Returns the
+    /// number of the callback's call for it, for [`wait_returned`]; 0 when
+    /// no callback will be called (there is nothing to wait for).
+    ///
+    /// [`wait_returned`]: Self::wait_returned
+    pub(crate) fn publish(&self, event: &ConnectionEvent) -> u64 {
         let mut sinks = self.sinks.lock();
-        if let Some(tx) = &sinks.callback {
-            // The callback thread only goes away after `close_callback`.
-            let _ = tx.send(event.clone());
+        let mut call = 0;
+        // The callback thread only goes away after `close_callback`.
+        if let Some(Ok(())) = sinks.callback.as_ref().map(|tx| tx.send(event.clone())) {
+            sinks.queued += 1;
+            call = sinks.queued;
         }
         // A receiver that was dropped is forgotten.
         sinks
             .subscribers
             .retain(|tx| tx.send(event.clone()).is_ok());
+        drop(sinks);
+        // Taken so that a waiter between its check and its wait cannot
+        // miss the change this event tells of.
+        let _count = self.returned.count.lock();
+        self.returned.changed.notify_all();
+        call
+    }
+
+    /// Waits until the callback's call number `call` has returned, or
+    /// `still` turns false. `still` is asked under the lock each publish
+    /// takes before it wakes waiters, so it must not take the slot lock;
+    /// a change it looks at must be made before the change is published.
+    /// No lock is held while the callback runs. `call` 0 returns at once.
+    pub(crate) fn wait_returned(&self, call: u64, still: impl Fn() -> bool) {
+        let mut count = self.returned.count.lock();
+        while *count < call && still() {
+            self.returned.changed.wait(&mut count);
+        }
     }
 
     /// Subscribes the callback and returns the body of its thread, which
@@ -161,12 +205,17 @@ impl Events {
     {
         let (tx, rx) = crossbeam_channel::unbounded::<ConnectionEvent>();
         self.sinks.lock().callback = Some(tx);
+        let returned = self.returned.clone();
         move || {
             for event in rx {
                 let connected = event.is_connected();
                 if catch_unwind(AssertUnwindSafe(|| callback(connected))).is_err() {
                     log::error!("{log_name}: the connect callback panicked (connected={connected}); continuing");
                 }
+                // A call that panicked has returned too: nobody waits for
+                // ever on a callback that failed.
+                *returned.count.lock() += 1;
+                returned.changed.notify_all();
             }
         }
     }
@@ -210,6 +259,68 @@ mod tests {
         );
         assert_ne!(a, DisconnectReason::Error(Arc::new(Error::Timeout)));
         assert_eq!(DisconnectReason::PeerClosed, DisconnectReason::PeerClosed);
+    }
+
+    /// A waiter for the callback's call is released when that call
+    /// returns, not before; and by a later change that ends what it waits
+    /// for, though the callback never returns.
+    #[test]
+    fn a_waiter_is_released_by_the_call_returning_or_by_a_change() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+        const WAIT: Duration = Duration::from_secs(10);
+        let events = Events::default();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+        let body = events.callback_loop("test".into(), move |_| {
+            let _ = entered_tx.send(());
+            // Longer than the test waits: only a release ends the call.
+            let _ = release_rx.recv_timeout(WAIT * 3);
+        });
+        let callback = std::thread::spawn(body);
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let first = events.publish(&ConnectionEvent::Connected { peer });
+        assert_eq!(first, 1);
+        let current = AtomicBool::new(true);
+        let (events, current) = (&events, &current);
+        std::thread::scope(|s| {
+            let (done_tx, done) = crossbeam_channel::unbounded();
+            s.spawn(move || {
+                events.wait_returned(first, || true);
+                let _ = done_tx.send(());
+            });
+            entered.recv_timeout(WAIT).expect("the callback is called");
+            assert!(done.recv_timeout(Duration::from_millis(100)).is_err());
+            release.send(()).expect("release");
+            done.recv_timeout(WAIT)
+                .expect("released by the call's return");
+
+            let second = events.publish(&ConnectionEvent::Connected { peer });
+            assert_eq!(second, 2);
+            let (done_tx, done) = crossbeam_channel::unbounded();
+            s.spawn(move || {
+                events.wait_returned(second, || current.load(Ordering::SeqCst));
+                let _ = done_tx.send(());
+            });
+            entered
+                .recv_timeout(WAIT)
+                .expect("the callback is called again");
+            assert!(done.recv_timeout(Duration::from_millis(100)).is_err());
+            current.store(false, Ordering::SeqCst);
+            events.publish(&ConnectionEvent::Disconnected {
+                peer,
+                reason: DisconnectReason::PeerClosed,
+            });
+            done.recv_timeout(WAIT).expect("released by the change");
+            // Let the held calls go, and the thread end.
+            for _ in 0..2 {
+                release.send(()).expect("release");
+            }
+        });
+        events.close_callback();
+        callback.join().expect("the callback thread");
+        assert_eq!(*events.returned.count.lock(), 3);
+        events.wait_returned(0, || true);
     }
 
     #[test]

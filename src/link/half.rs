@@ -2,44 +2,25 @@
 //!
 //! Each half is locked for the whole of one call, so a frame is never split
 //! between two readers nor interleaved with another writer's, and reading
-//! never waits for writing. A half stays bound to the connection it served
-//! last, with the slot's epoch at which that connection was current: while
-//! the epoch has not moved, a call takes one lock (the half's) and no
-//! reference count. The endpoint rebinds a half when the epoch moves on.
+//! never waits for writing. The lock is taken within the call's deadline
+//! (a `try_` call only tries it). A half stays bound to the connection it
+//! served last, with the slot's epoch at which that connection was
+//! current: while the epoch has not moved, a call takes one lock (the
+//! half's) and no reference count. The endpoint rebinds a half when the
+//! epoch moves on.
 
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use super::connection::{remaining, Connection};
+use super::connection::Connection;
 use super::shared_codec::{CodecCache, SharedCodec};
-use super::socket::Peek;
 use super::stats::Counters;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::wire::codec::Codec;
 use crate::wire::frame::{FrameReader, Request};
-
-/// How long a call may wait for the peer.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Wait {
-    /// As long as the link's own timeout allows (for ever without one).
-    Block,
-    /// Not at all: only what has arrived (the `try_` reads).
-    Never,
-    /// Until this instant, or the link's own timeout if that comes first.
-    Until(Instant),
-}
-
-impl Wait {
-    /// The deadline, for a write (which never takes `Never`).
-    pub(crate) fn deadline(self) -> Option<Instant> {
-        match self {
-            Wait::Until(deadline) => Some(deadline),
-            Wait::Block | Wait::Never => None,
-        }
-    }
-}
 
 /// One half: the connection it is bound to, its copy of the codec, and
 /// what it keeps per connection (`S`).
@@ -53,9 +34,10 @@ pub(crate) struct Half<S> {
 }
 
 /// The read half keeps the receive buffer.
-pub(crate) type ReadHalf = Half<FrameReader>;
-/// The write half keeps a scratch buffer that frames are built in.
-pub(crate) type WriteHalf = Half<Vec<u8>>;
+pub(crate) type ReadHalf = Half<Inbox>;
+/// The write half keeps the buffer frames are built in, and the rest of a
+/// frame a deadline cut short.
+pub(crate) type WriteHalf = Half<Outbox>;
 
 impl<S: Default> Half<S> {
     pub(crate) fn new(codec: &SharedCodec) -> Half<S> {
@@ -103,11 +85,6 @@ impl<S: Default> Half<S> {
         Some((conn, self.codec.get(shared), &mut self.state))
     }
 
-    /// How the connection it serves broke, if a thread heard.
-    pub(crate) fn broken(&self) -> Option<super::connection::Broken> {
-        self.conn.as_ref().and_then(|c| c.broken())
-    }
-
     /// Lets go of a connection that has ended, so its socket closes with
     /// the last reference; the next call rebinds.
     pub(crate) fn release(&mut self) -> Option<Arc<Connection>> {
@@ -123,101 +100,187 @@ pub(crate) struct ReadOutcome<T> {
     pub(crate) drained: bool,
 }
 
+/// The read half's state: the frame reader with its receive buffer, and
+/// how many frames this side had written when the last frame was read (a
+/// reply is due while more have been written since).
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    frames: FrameReader,
+    replied_to: u64,
+}
+
 impl ReadHalf {
     /// The receive buffer, for a look from the endpoint.
     pub(crate) fn buffered(&self) -> &[u8] {
-        self.state.buffered()
+        self.state.frames.buffered()
     }
 
     /// One read: the frame reader serves `request` from the buffer and the
-    /// transport, and `decode` turns the frame into the caller's value
+    /// connection, and `decode` turns the frame into the caller's value
     /// with the half's codec. The codec and the read limit are resolved
-    /// once, here.
+    /// once, here. A read that must wait spins for up to `spin` first, but
+    /// only while a reply is due: this side wrote since the last frame it
+    /// read, or bytes of a frame are arriving.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn read<T>(
         &mut self,
         shared: &SharedCodec,
         counters: &Counters,
-        wait: Wait,
+        deadline: Deadline,
+        spin: Duration,
         request: Request<'_>,
         limit: usize,
         decode: impl FnOnce(Cow<'_, [u8]>, &Codec) -> Result<T>,
     ) -> ReadOutcome<T> {
-        let Some((conn, codec, frames)) = self.parts(shared) else {
+        let Some((conn, codec, inbox)) = self.parts(shared) else {
             return ReadOutcome {
                 result: Err(Error::NotConnected),
                 drained: false,
             };
         };
-        let mut src = Source::new(conn, counters, wait);
-        let mut result = frames
+        let (mut written, mut now) = (0, Duration::ZERO);
+        if !spin.is_zero() {
+            written = counters
+                .frames_written
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if written != inbox.replied_to || !inbox.frames.buffered().is_empty() {
+                now = spin;
+            }
+        }
+        let mut src = Source {
+            conn,
+            counters,
+            deadline,
+            spin: now,
+            arriving: spin,
+        };
+        let frames = &mut inbox.frames;
+        let result = frames
             .read(&mut src, request, &codec.separator, limit)
             .and_then(|frame| decode(frame, codec));
-        src.finish();
-        let drained = frames.at_eof() && frames.buffered().is_empty();
-        // The system told another thread why the connection broke, and
-        // this one met only the end of the stream: with nothing cut short,
-        // it gets the cause too.
-        match &result {
-            Err(Error::IncompleteRead(e)) if e.partial.is_empty() => {
-                if let Some(cause) = conn.broken() {
-                    result = Err(cause.error());
-                }
-            }
-            // A second-hand fallout (a reset after the system's timeout
-            // was told to another thread): the cause the first one kept.
-            Err(Error::ConnectionLost(_)) => {
-                if let Some(cause) = conn.broken() {
-                    result = Err(cause.error());
-                }
-            }
-            _ => {}
+        if result.is_ok() {
+            inbox.replied_to = written;
         }
-        if conn.is_closing() {
-            // An end of file or a cut-short wait caused by our own
-            // shutdown: report it as the connection error it is, not as
-            // the peer's end of stream. A frame read whole before the
-            // shutdown is still handed over.
-            let ours = match &result {
-                Ok(_) => frames.at_eof(),
-                Err(e) => matches!(e, Error::Timeout),
-            };
-            if ours {
-                result = Err(conn.ended_error());
-            }
-        }
+        let drained = inbox.frames.at_eof() && inbox.frames.buffered().is_empty();
         ReadOutcome { result, drained }
     }
 }
 
 impl WriteHalf {
     /// One write: `build` fills the reused scratch buffer with the frame
-    /// (with the half's codec), and the connection sends it whole. Returns
-    /// the count of bytes sent.
+    /// (with the half's codec), and the outbox sends it. Returns the
+    /// frame's length.
     #[inline]
     pub(crate) fn write(
         &mut self,
         shared: &SharedCodec,
-        wait: Wait,
+        deadline: Deadline,
         build: impl FnOnce(&mut Vec<u8>, &Codec) -> Result<()>,
     ) -> Result<usize> {
-        let Some((conn, codec, scratch)) = self.parts(shared) else {
+        let Some((conn, codec, out)) = self.parts(shared) else {
             return Err(Error::NotConnected);
         };
-        scratch.clear();
-        let result = build(scratch, codec).and_then(|()| conn.send(scratch, wait.deadline()));
-        shrink(scratch);
+        out.finish(conn, deadline)?;
+        let mut frame = std::mem::take(&mut out.scratch);
+        frame.clear();
+        let result = build(&mut frame, codec).and_then(|()| out.send(conn, &frame, deadline));
+        shrink(&mut frame);
+        out.scratch = frame;
         result
     }
 
     /// Sends `frame` as it is, with no copy (bulk data).
     #[inline]
-    pub(crate) fn write_slice(&mut self, frame: &[u8], wait: Wait) -> Result<usize> {
-        match self.conn.as_deref() {
-            Some(conn) => conn.send(frame, wait.deadline()),
-            None => Err(Error::NotConnected),
+    pub(crate) fn write_slice(&mut self, frame: &[u8], deadline: Deadline) -> Result<usize> {
+        let Some(conn) = self.conn.as_deref() else {
+            return Err(Error::NotConnected);
+        };
+        self.state.finish(conn, deadline)?;
+        self.state.send(conn, frame, deadline)
+    }
+
+    /// Sends what an earlier write left unsent.
+    pub(crate) fn flush(&mut self, deadline: Deadline) -> Result<()> {
+        let Some(conn) = self.conn.as_deref() else {
+            return Err(Error::NotConnected);
+        };
+        self.state.finish(conn, deadline)
+    }
+}
+
+/// The write half's buffers: `scratch`, where frames are built, and the
+/// rest of a frame whose write ran out of time part-way (`tail[sent..]`),
+/// which goes out before anything else so that the peer never sees half a
+/// frame followed by another.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    scratch: Vec<u8>,
+    tail: Vec<u8>,
+    sent: usize,
+}
+
+impl Outbox {
+    /// Sends the rest of the frame an earlier write left, and what the
+    /// transport holds, by `deadline`: [`Error::Timeout`] if some is still
+    /// unsent then (this call's own frame is not started).
+    fn finish(&mut self, conn: &Connection, deadline: Deadline) -> Result<()> {
+        while self.sent < self.tail.len() {
+            match conn.write(&self.tail[self.sent..], deadline) {
+                Ok(0) => return Err(write_zero()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(Error::Timeout),
+                Err(e) => return Err(Error::ConnectionLost(e)),
+            }
+        }
+        if !self.tail.is_empty() {
+            self.tail.clear();
+            self.sent = 0;
+            shrink(&mut self.tail);
+        }
+        match conn.flush(deadline) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Error::Timeout),
+            Err(e) => Err(Error::ConnectionLost(e)),
         }
     }
+
+    /// Sends `frame` by `deadline`. Nothing of it sent by then is
+    /// [`Error::Timeout`]; part of it is [`Error::WritePending`], with the
+    /// rest kept to go first on the next write.
+    #[inline]
+    fn send(&mut self, conn: &Connection, frame: &[u8], deadline: Deadline) -> Result<usize> {
+        let mut sent = 0;
+        while sent < frame.len() {
+            match conn.write(&frame[sent..], deadline) {
+                Ok(0) => return Err(write_zero()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Error::ConnectionLost(e)),
+            }
+        }
+        if sent < frame.len() {
+            if sent == 0 {
+                return Err(Error::Timeout);
+            }
+            self.tail.clear();
+            self.tail.extend_from_slice(&frame[sent..]);
+            self.sent = 0;
+            return Err(Error::write_pending(frame.len()));
+        }
+        match conn.flush(deadline) {
+            Ok(()) => Ok(frame.len()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(Error::write_pending(frame.len()))
+            }
+            Err(e) => Err(Error::ConnectionLost(e)),
+        }
+    }
+}
+
+/// A socket that took nothing without saying why: the stream cannot go on.
+fn write_zero() -> Error {
+    Error::ConnectionLost(io::ErrorKind::WriteZero.into())
 }
 
 /// A huge frame should not pin its memory for the link's lifetime.
@@ -229,59 +292,22 @@ fn shrink(buf: &mut Vec<u8>) {
     }
 }
 
-/// The transport as the frame reader sees it: counts what it receives,
-/// refuses to wait for a `try_` read, and keeps a deadline.
+/// The connection as the frame reader sees it: reads within the call's
+/// deadline, spinning first for up to `spin` (from the first bytes of a
+/// frame on, `arriving`), and counts what it receives.
 struct Source<'a> {
     conn: &'a Connection,
     counters: &'a Counters,
-    wait: Wait,
-    /// A deadline narrowed the socket's read timeout.
-    narrowed: bool,
-}
-
-impl<'a> Source<'a> {
-    fn new(conn: &'a Connection, counters: &'a Counters, wait: Wait) -> Source<'a> {
-        Source {
-            conn,
-            counters,
-            wait,
-            narrowed: false,
-        }
-    }
-
-    /// Puts back the link's read timeout if a deadline narrowed it.
-    fn finish(self) {
-        if self.narrowed {
-            self.conn.restore_read_timeout();
-        }
-    }
+    deadline: Deadline,
+    spin: Duration,
+    arriving: Duration,
 }
 
 impl Read for Source<'_> {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.wait {
-            Wait::Block => {}
-            // With data (or end of file) waiting, a blocking read returns
-            // at once; and the caller holds the read half, so no other
-            // reader can take the data in between.
-            Wait::Never => {
-                if self.conn.peek_now()? == Peek::Empty {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-            }
-            Wait::Until(deadline) => match remaining(deadline, self.conn.read_timeout()) {
-                Some(left) => {
-                    self.narrowed = true;
-                    self.conn
-                        .transport()
-                        .socket()
-                        .set_read_timeout(Some(left))?;
-                }
-                None => return Err(io::ErrorKind::WouldBlock.into()),
-            },
-        }
-        let n = self.conn.read(buf)?;
+        let n = self.conn.read(buf, self.deadline, self.spin)?;
+        self.spin = self.arriving;
         // Only ever written with the read half locked.
         Counters::add_exclusive(&self.counters.bytes_read, n as u64);
         Ok(n)
@@ -289,135 +315,4 @@ impl Read for Source<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::encoding::Encoding;
-    use crate::link::transport::Tcp;
-    use crate::wire::separator::Separator;
-    use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
-    use std::time::Duration;
-
-    /// A connection and its peer's end.
-    fn connection() -> (Arc<Connection>, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (stream, addr) = listener.accept().expect("accept");
-        (
-            Arc::new(Connection::new(Tcp::new(stream).expect("transport"), addr)),
-            peer,
-        )
-    }
-
-    fn line(frame: Cow<'_, [u8]>, _: &Codec) -> Result<Vec<u8>> {
-        Ok(frame.into_owned())
-    }
-
-    /// One read through the terminator, waiting as `wait` says.
-    fn terminated(half: &mut ReadHalf, codec: &SharedCodec, wait: Wait) -> ReadOutcome<Vec<u8>> {
-        let counters = Counters::default();
-        half.read(codec, &counters, wait, Request::Terminated, 100, line)
-    }
-
-    #[test]
-    fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
-        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let ((first, mut peer), (second, _peer2)) = (connection(), connection());
-        let mut half = ReadHalf::new(&codec);
-        half.rebind(2, Some(first.clone()));
-        peer.write_all(b"one\npartial").expect("send");
-        let one = terminated(&mut half, &codec, Wait::Block);
-        assert_eq!(one.result.expect("a line"), b"one\n");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while half.buffered() != b"partial" && Instant::now() < deadline {
-            let _ = terminated(&mut half, &codec, Wait::Never);
-        }
-        assert_eq!(half.buffered(), b"partial");
-
-        half.rebind(1, Some(second.clone()));
-        assert!(
-            half.serves(&first) && half.epoch() == 2,
-            "an older epoch is ignored"
-        );
-        assert_eq!(half.buffered(), b"partial", "and nothing is forgotten");
-        half.rebind(3, Some(second.clone()));
-        assert!(half.serves(&second) && half.buffered().is_empty());
-        assert!(half.release().is_some() && !half.is_bound());
-    }
-
-    /// A local close racing a read: a frame that was whole before it is
-    /// still handed over; what the close itself ended is a lost connection.
-    #[test]
-    fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
-        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let counters = Counters::default();
-        let (conn, mut peer) = connection();
-        let mut half = ReadHalf::new(&codec);
-        half.rebind(1, Some(conn.clone()));
-        peer.write_all(b"line\n").expect("send");
-        let sep = Separator::new(b"\n");
-        // Wait until the line is in the buffer, then close locally.
-        let first = half.read(&codec, &counters, Wait::Block, Request::Exact(1), 100, line);
-        assert_eq!(first.result.expect("a byte"), b"l");
-        conn.shutdown();
-        let whole = half.read(
-            &codec,
-            &counters,
-            Wait::Block,
-            Request::Until(&sep),
-            100,
-            line,
-        );
-        assert_eq!(whole.result.expect("the frame"), b"ine\n");
-        let ended = half.read(&codec, &counters, Wait::Block, Request::ToEnd, 100, line);
-        assert!(matches!(ended.result, Err(Error::ConnectionLost(_))));
-    }
-
-    #[test]
-    fn a_deadline_times_out_keeps_the_partial_frame_and_restores_the_link_timeout() {
-        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let (conn, mut peer) = connection();
-        let own = Some(Duration::from_secs(30));
-        conn.set_timeouts(own, None).expect("timeout");
-        let mut half = ReadHalf::new(&codec);
-        half.rebind(1, Some(conn.clone()));
-        peer.write_all(b"part").expect("send");
-        let soon = Wait::Until(Instant::now() + Duration::from_millis(50));
-        let out = terminated(&mut half, &codec, soon);
-        assert!(
-            matches!(out.result, Err(Error::Timeout)),
-            "{:?}",
-            out.result.err()
-        );
-        assert_eq!(half.buffered(), b"part");
-        assert_eq!(conn.transport().socket().read_timeout().expect("get"), own);
-        peer.write_all(b"ial\n").expect("send");
-        let out = terminated(&mut half, &codec, Wait::Block);
-        assert_eq!(out.result.expect("the rest"), b"partial\n");
-    }
-
-    /// A read timeout set while a call with a deadline runs (from another
-    /// thread, through the endpoint) is the one on the socket when the
-    /// call ends: the call puts back the link's timeout, not the one it
-    /// found when it began.
-    #[test]
-    fn a_timeout_set_during_a_deadline_outlives_it() {
-        let codec = SharedCodec::new(Codec::new(Encoding::Utf8, b"\n"));
-        let (conn, _peer) = connection();
-        let mut half = ReadHalf::new(&codec);
-        half.rebind(1, Some(conn.clone()));
-        let counters = Counters::default();
-        let (_, codec_now, frames) = half.parts(&codec).expect("bound");
-        let soon = Instant::now() + Duration::from_millis(20);
-        let mut src = Source::new(&conn, &counters, Wait::Until(soon));
-        let timed_out = frames.read(&mut src, Request::Terminated, &codec_now.separator, 100);
-        assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
-        let later = Some(Duration::from_secs(7));
-        conn.set_timeouts(later, None).expect("set meanwhile");
-        src.finish();
-        assert_eq!(
-            conn.transport().socket().read_timeout().expect("get"),
-            later
-        );
-    }
-}
+mod tests;

@@ -10,12 +10,15 @@ pub(crate) mod ending;
 pub(crate) mod endpoint;
 pub(crate) mod events;
 pub(crate) mod half;
-mod io;
+#[cfg(all(test, shuttle))]
+mod model;
 pub(crate) mod monitor;
 pub(crate) mod shared_codec;
 pub(crate) mod slot;
 pub(crate) mod socket;
 pub(crate) mod stats;
+#[cfg(test)]
+pub(crate) mod test_util;
 pub(crate) mod threads;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -23,5 +26,4 @@ pub(crate) mod transport;
 
 pub use api::{Link, Within};
 pub use events::{ConnectionEvent, DisconnectReason};
-pub(crate) use half::Wait;
 pub use stats::Stats;

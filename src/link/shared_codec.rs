@@ -3,10 +3,9 @@
 //! a call in progress keeps the pair it started with, and copied by each
 //! half of the link, so a call checks it with one load instead of a lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use parking_lot::RwLock;
-
+use crate::sync::{AtomicU64, RwLock};
 use crate::wire::codec::Codec;
 
 #[derive(Debug)]

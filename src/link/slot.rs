@@ -4,11 +4,11 @@
 //! lock through a [`SlotGuard`] so that changes are told in the order they
 //! happened.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::deadline::Deadline;
+use crate::sync::{Arc, AtomicU64, Condvar, Mutex, MutexGuard};
 
 /// The current connection (of type `C`) and whether the side is closed.
 pub(crate) struct Slot<C> {
@@ -19,6 +19,10 @@ pub(crate) struct Slot<C> {
     epoch: AtomicU64,
     /// Signalled on every change of the state.
     changed: Condvar,
+    /// Threads waiting for a change, for tests that must know a waiter is
+    /// waiting before they act (counted under the lock the wait releases).
+    #[cfg(test)]
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) struct State<C> {
@@ -41,6 +45,8 @@ impl<C> Default for Slot<C> {
             }),
             epoch: AtomicU64::new(0),
             changed: Condvar::new(),
+            #[cfg(test)]
+            waiting: Default::default(),
         }
     }
 }
@@ -68,10 +74,12 @@ impl<C> Slot<C> {
         self.state.lock().conn.clone()
     }
 
-    /// The connection with the epoch it is current at.
-    pub(crate) fn current_with_epoch(&self) -> (u64, Option<Arc<C>>) {
-        let state = self.state.lock();
-        (self.epoch(), state.conn.clone())
+    /// The connection with the epoch it is current at; None if the slot
+    /// stayed locked past `deadline` (its holders never wait while they
+    /// hold it, so only a call that must not wait at all sees that).
+    pub(crate) fn current_with_epoch(&self, deadline: Deadline) -> Option<(u64, Option<Arc<C>>)> {
+        let state = deadline.lock(&self.state)?;
+        Some((self.epoch(), state.conn.clone()))
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -117,7 +125,7 @@ impl<C> Slot<C> {
             if let (Some(conn), true) = (&state.conn, epoch != seen) {
                 return Some((conn.clone(), epoch));
             }
-            self.changed.wait(&mut state);
+            self.wait_changed(&mut state, None);
         }
     }
 
@@ -135,7 +143,7 @@ impl<C> Slot<C> {
     pub(crate) fn wait_disconnected(&self) -> bool {
         let mut state = self.state.lock();
         while state.conn.is_some() && !state.closed {
-            self.changed.wait(&mut state);
+            self.wait_changed(&mut state, None);
         }
         state.closed
     }
@@ -156,13 +164,18 @@ impl<C> Slot<C> {
         state: &mut MutexGuard<'_, State<C>>,
         deadline: Option<Instant>,
     ) -> bool {
-        match deadline {
+        #[cfg(test)]
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let timed_out = match deadline {
             Some(deadline) => self.changed.wait_until(state, deadline).timed_out(),
             None => {
                 self.changed.wait(state);
                 false
             }
-        }
+        };
+        #[cfg(test)]
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        timed_out
     }
 }
 
@@ -183,6 +196,11 @@ impl<C> State<C> {
 impl<C> SlotGuard<'_, C> {
     pub(crate) fn conn(&self) -> Option<&Arc<C>> {
         self.state.conn.as_ref()
+    }
+
+    /// True while `conn` is the connection.
+    pub(crate) fn holds(&self, conn: &Arc<C>) -> bool {
+        self.state.holds(conn)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -232,9 +250,24 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::test_util::{watchdog, WAIT};
     use std::thread;
 
     const LONG: Duration = Duration::from_secs(10);
+
+    /// Returns once `waiters` threads wait on the slot for a change: they
+    /// counted themselves under the lock that their wait releases, so
+    /// whatever the test does next happens while they wait.
+    fn until_waiting<C>(slot: &Slot<C>, waiters: usize) {
+        loop {
+            let _state = slot.state.lock();
+            if slot.waiting.load(Ordering::SeqCst) >= waiters {
+                return;
+            }
+            drop(_state);
+            thread::yield_now();
+        }
+    }
 
     #[test]
     fn install_and_remove_move_the_epoch_and_only_the_current_connection_is_removed() {
@@ -253,6 +286,7 @@ mod tests {
 
     #[test]
     fn wait_connected_reports_connected_timeout_and_close() {
+        let _w = watchdog(WAIT);
         let slot = Slot::<u32>::default();
         assert_eq!(
             slot.wait_connected(Duration::from_millis(1)),
@@ -260,6 +294,7 @@ mod tests {
         );
         thread::scope(|s| {
             let waiter = s.spawn(|| slot.wait_connected(LONG));
+            until_waiting(&slot, 1);
             slot.lock().install(Arc::new(7));
             assert_eq!(waiter.join().expect("waiter"), Waited::Connected);
         });
@@ -267,6 +302,7 @@ mod tests {
         let slot = Slot::<u32>::default();
         thread::scope(|s| {
             let waiter = s.spawn(|| slot.wait_connected(Duration::MAX));
+            until_waiting(&slot, 1);
             slot.lock().close();
             assert_eq!(waiter.join().expect("waiter"), Waited::Closed);
         });
@@ -274,6 +310,7 @@ mod tests {
 
     #[test]
     fn next_connection_skips_the_one_already_seen_and_ends_on_close() {
+        let _w = watchdog(WAIT);
         let slot = Slot::<u32>::default();
         let first = Arc::new(1);
         slot.lock().install(first.clone());
@@ -281,6 +318,7 @@ mod tests {
         assert!(Arc::ptr_eq(&conn, &first));
         thread::scope(|s| {
             let next = s.spawn(|| slot.next_connection(epoch));
+            until_waiting(&slot, 1);
             let mut guard = slot.lock();
             guard.remove(&first);
             guard.install(Arc::new(2));
@@ -292,6 +330,7 @@ mod tests {
             let (_, epoch) = slot.next_connection(0).expect("current");
             let slot = &slot;
             let next = s.spawn(move || slot.next_connection(epoch));
+            until_waiting(slot, 1);
             slot.lock().close();
             assert!(next.join().expect("thread").is_none());
         });
@@ -299,6 +338,7 @@ mod tests {
 
     #[test]
     fn waits_end_when_the_connection_goes_or_the_slot_closes() {
+        let _w = watchdog(WAIT);
         let slot = Slot::<u32>::default();
         let conn = Arc::new(1);
         slot.lock().install(conn.clone());
@@ -306,6 +346,7 @@ mod tests {
         thread::scope(|s| {
             let waiter = s.spawn(|| slot.wait_while_current(&conn, LONG));
             let disconnected = s.spawn(|| slot.wait_disconnected());
+            until_waiting(&slot, 2);
             slot.lock().remove(&conn);
             assert!(!waiter.join().expect("waiter"));
             assert!(!disconnected.join().expect("waiter"), "not closed");
@@ -313,6 +354,7 @@ mod tests {
         assert!(!slot.wait_closed(Duration::from_millis(1)));
         thread::scope(|s| {
             let waiter = s.spawn(|| slot.wait_closed(LONG));
+            until_waiting(&slot, 1);
             assert!(slot.lock().close() && !slot.lock().close());
             assert!(waiter.join().expect("waiter"));
         });

@@ -1,16 +1,20 @@
 //! The socket layer: binding listeners, connecting, socket options, the
-//! peeks that tell whether a peer is still there, and how the platform
-//! reports a timeout. Every difference between platforms lives here.
+//! waits of each call (bounded by the call's own [`Deadline`], never by a
+//! timeout left on the socket), the peeks that tell whether a peer is
+//! still there, and the [`Wake`] that ends a wait on close. Every
+//! difference between platforms lives here and in `socket/unix.rs` and
+//! `socket/windows.rs`.
 
 use std::io::{self, Read, Write};
-#[cfg(not(windows))]
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fd::AsFd;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::{LinkConfig, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME};
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 
 /// Resolves `host` (None: every interface, IPv4 and IPv6) and `port` into
@@ -75,16 +79,22 @@ pub(crate) fn bind_listeners(
 
 /// Connects to the first address of `host:port` that answers, all of them
 /// within `timeout` together (name resolution aside: the system resolver
-/// has no timeout to give it). From `local` if given (bound before
-/// connecting; port 0 lets the system pick the port): then only the
-/// addresses of `local`'s family are tried.
+/// has no timeout to give it and cannot be interrupted). From `local` if
+/// given (bound before connecting; port 0 lets the system pick the port):
+/// then only the addresses of `local`'s family are tried.
+///
+/// Each attempt is a non-blocking connect whose wait `wake` ends at once
+/// when it is set (a client's `close()`): then the error is
+/// `ConnectionAborted`. The stream comes back non-blocking; [`Stream::new`]
+/// gives it the mode the link uses.
 pub(crate) fn connect(
     host: &str,
     port: u16,
     timeout: Duration,
     local: Option<SocketAddr>,
+    wake: Option<&Wake>,
 ) -> Result<TcpStream> {
-    let deadline = Instant::now().checked_add(timeout);
+    let deadline = Deadline::after(Some(timeout));
     let mut addrs = resolve(host, port)?;
     if let Some(local) = local {
         addrs.retain(|a| a.is_ipv4() == local.is_ipv4());
@@ -105,28 +115,202 @@ pub(crate) fn connect(
     };
     let mut last = (first, io::Error::from(io::ErrorKind::TimedOut));
     for addr in addrs {
-        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
+        if deadline.passed() {
             break;
         }
-        let attempt = match local {
-            None => TcpStream::connect_timeout(&addr, left),
-            Some(local) => (|| {
-                let socket =
-                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-                socket
-                    .bind(&local.into())
-                    .map_err(|e| io::Error::new(e.kind(), format!("bind to {local}: {e}")))?;
-                socket.connect_timeout(&addr.into(), left)?;
-                Ok(TcpStream::from(socket))
-            })(),
-        };
-        match attempt {
+        match connect_one(addr, local, deadline, wake) {
             Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
+                return Err(Error::at_address("connect to", addr, e))
+            }
             Err(e) => last = (addr, e),
         }
     }
     Err(Error::at_address("connect to", last.0, last.1))
+}
+
+/// One non-blocking connect to `addr`, waited for until `deadline` or
+/// `wake`.
+fn connect_one(
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    deadline: Deadline,
+    wake: Option<&Wake>,
+) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(local) = local {
+        socket
+            .bind(&local.into())
+            .map_err(|e| io::Error::new(e.kind(), format!("bind to {local}: {e}")))?;
+    }
+    socket.set_nonblocking(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if connect_in_progress(&e) => loop {
+            wait_ready(&socket, WRITABLE, wake, deadline).map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => io::Error::from(io::ErrorKind::TimedOut),
+                _ => e,
+            })?;
+            if let Some(e) = socket.take_error()? {
+                return Err(e);
+            }
+            match socket.peer_addr() {
+                Ok(_) => break,
+                // The wait ended with the connect still under way.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => return Err(e),
+            }
+        },
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from(socket))
+}
+
+/// Waits until `socket` is ready for `events` (or has an error or a
+/// hang-up to tell), `wake` is set, or `deadline` passes: `Ok` means "try
+/// the call again"; a passed deadline is `WouldBlock`, a set `wake`
+/// `ConnectionAborted`.
+pub(crate) fn wait_ready(
+    socket: &impl AsFd,
+    events: PollFlags,
+    wake: Option<&Wake>,
+    deadline: Deadline,
+) -> io::Result<()> {
+    if wake.is_some_and(Wake::is_set) {
+        return Err(cancelled());
+    }
+    let left = match deadline.left() {
+        Some(left) if left.is_zero() => return Err(io::ErrorKind::WouldBlock.into()),
+        left => left,
+    };
+    let timespec = left.map(timespec);
+    let ready = match wake {
+        Some(wake) => {
+            let mut fds = [PollFd::new(socket, events), wake.poll_fd()];
+            poll(&mut fds, timespec.as_ref())
+        }
+        None => poll(&mut [PollFd::new(socket, events)], timespec.as_ref()),
+    };
+    match ready {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if wake.is_some_and(Wake::is_set) {
+        return Err(cancelled());
+    }
+    Ok(())
+}
+
+/// What a wait that a [`Wake`] ended returns.
+fn cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "cancelled: closing")
+}
+
+/// A wait's time left as `poll` takes it. WSAPoll takes whole
+/// milliseconds, at most `i32::MAX` of them (rustix rounds up, so a short
+/// wait is not a busy one); the cap does no harm elsewhere.
+fn timespec(left: Duration) -> Timespec {
+    let left = left.min(Duration::from_millis(i32::MAX as u64));
+    Timespec {
+        tv_sec: left.as_secs() as _,
+        tv_nsec: left.subsec_nanos() as _,
+    }
+}
+
+/// How many times a read that spun in vain yields the CPU before it sleeps.
+const YIELDS: u32 = 3;
+
+/// The spin of a read (see `Builder::spin`): `try_now`, a read that never
+/// waits (`Ok(None)` when nothing is there), tried over and over for up
+/// to `spin`, no later than `deadline`, then after each of a few yields.
+/// `Some` with what a try got, `None` if nothing came: the caller then
+/// sleeps as usual.
+fn spin_then(
+    mut try_now: impl FnMut() -> io::Result<Option<usize>>,
+    deadline: Deadline,
+    spin: Duration,
+) -> Option<io::Result<usize>> {
+    let started = std::time::Instant::now();
+    loop {
+        match try_now() {
+            Ok(None) => {}
+            done => return done.transpose(),
+        }
+        if started.elapsed() >= spin || deadline.passed() {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..YIELDS {
+        std::thread::yield_now();
+        match try_now() {
+            Ok(None) => {}
+            done => return done.transpose(),
+        }
+    }
+    None
+}
+
+/// A TLS handshake's I/O: the non-blocking socket of a connection not yet
+/// made a [`Stream`], each wait bounded by the handshake's deadline and
+/// ended by `wake` (a close, or a server making room for a newer
+/// handshake). `received` goes up when the peer first sends a byte.
+#[cfg(feature = "tls")]
+pub(crate) struct Handshaking<'a> {
+    pub(crate) socket: &'a TcpStream,
+    pub(crate) wake: Option<&'a Wake>,
+    pub(crate) deadline: Deadline,
+    pub(crate) received: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(feature = "tls")]
+impl Handshaking<'_> {
+    /// The error a wait that ran out gives: the handshake timed out.
+    fn waited(&self, events: PollFlags) -> io::Result<()> {
+        wait_ready(self.socket, events, self.wake, self.deadline).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+            }
+            _ => e,
+        })
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Read for Handshaking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&*self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.waited(READABLE)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => {
+                    if let (Some(flag), true) = (self.received, n > 0) {
+                        flag.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Write for Handshaking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match (&*self.socket).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.waited(WRITABLE)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                done => return done,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
@@ -194,6 +378,10 @@ pub(crate) fn adopt_listener(listener: std::net::TcpListener) -> Result<(Socket,
 /// TCP_NODELAY, keepalive and the dead-peer bound.
 pub(crate) fn configure(stream: &TcpStream, config: &LinkConfig) -> io::Result<()> {
     stream.set_nodelay(config.nodelay)?;
+    // Apple's systems have no MSG_NOSIGNAL: a send to a broken connection
+    // must not raise SIGPIPE.
+    #[cfg(target_vendor = "apple")]
+    SockRef::from(stream).set_nosigpipe(true)?;
     let bound = config.dead_peer_timeout;
     if config.keepalive {
         let (time, interval) = match bound.is_zero() {
@@ -251,12 +439,14 @@ pub(crate) const WAITS_FOR_HANGUP_ONLY: bool =
 
 /// A connected socket as the threads of a link share it: one reads while
 /// another writes, a third waits for the peer's hang-up, and any of them
-/// may shut it down, which releases all the others at once.
+/// may shut it down, which releases all the others at once. Each read and
+/// write takes its call's [`Deadline`]; the socket's own timeouts are
+/// never set, so no call can change another's wait.
 ///
 /// On Unix that is the socket alone: `shutdown` wakes every thread blocked
 /// on it. On Windows it does not (rust-lang/rust#121594), so there the
 /// socket is non-blocking and every wait is a `WSAPoll` on it and on a
-/// wake socket that [`Stream::shutdown`] makes readable (see `Wake`).
+/// [`Wake`] that [`Stream::shutdown`] sets.
 #[derive(Debug)]
 pub(crate) struct Stream {
     socket: TcpStream,
@@ -264,24 +454,37 @@ pub(crate) struct Stream {
     wake: Wake,
 }
 
+/// What the test kit does to a connection and the link never does.
+impl Stream {
+    /// Ends the sending side only: the peer reads end of file, and this
+    /// side can still read.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.socket.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Makes the last close of the socket a reset (SO_LINGER 0): the
+    /// peer's next read or write fails with "connection reset".
+    pub(crate) fn reset_on_close(&self) -> io::Result<()> {
+        SockRef::from(&self.socket).set_linger(Some(Duration::ZERO))
+    }
+}
+
 #[cfg(not(windows))]
 mod unix;
 #[cfg(not(windows))]
-use unix::address_use;
+pub(crate) use unix::Wake;
+#[cfg(all(not(windows), feature = "tls"))]
+use unix::READABLE;
+#[cfg(not(windows))]
+use unix::{address_use, connect_in_progress, WRITABLE};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-use windows::{address_use, Wake};
-
-/// True for the error a *blocking* socket's read or write timeout gives
-/// (the TLS handshake runs on one, before its [`Stream`] exists): on Unix
-/// `EAGAIN` (`WouldBlock`), where `ETIMEDOUT` (`TimedOut`) means the
-/// connection died; Windows reports its blocking sockets' timeouts as
-/// `TimedOut`. A [`Stream`] reports its timeouts as `WouldBlock` everywhere.
-#[cfg(feature = "tls")]
-pub(crate) fn is_socket_timeout(kind: io::ErrorKind) -> bool {
-    kind == io::ErrorKind::WouldBlock || (cfg!(windows) && kind == io::ErrorKind::TimedOut)
-}
+pub(crate) use windows::Wake;
+#[cfg(all(windows, feature = "tls"))]
+use windows::READABLE;
+#[cfg(windows)]
+use windows::{address_use, connect_in_progress, WRITABLE};
 
 /// Wakes threads blocked in `accept` on this listener. Linux returns from
 /// `accept` when a listening socket is shut down; elsewhere a connection

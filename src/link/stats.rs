@@ -6,7 +6,9 @@
 //! instruction on the hot path, and no update lost. Readers of a snapshot
 //! see each counter as some value it really had.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::sync::AtomicU64;
 
 /// A snapshot of a link's counters since it was started.
 ///

@@ -1,10 +1,10 @@
 //! The threads a side of a link owns: each named, each joined on close.
 
-use std::thread::{JoinHandle, ThreadId};
-
-use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 
 use crate::error::Result;
+use crate::sync::thread::{self, JoinHandle, ThreadId};
+use crate::sync::{AtomicBool, Mutex};
 
 /// Every thread started for one side of a link.
 #[derive(Default)]
@@ -14,7 +14,7 @@ pub(crate) struct Threads {
     /// once the first has joined them all.
     joining: Mutex<()>,
     /// A thread joined early (see `Started::reap`) had panicked.
-    panicked: std::sync::atomic::AtomicBool,
+    panicked: AtomicBool,
 }
 
 #[derive(Default)]
@@ -28,14 +28,14 @@ struct Started {
 impl Started {
     /// Joins the threads that have ended (at once: they have), so that
     /// short-lived ones (a TLS handshake each) do not pile up until close.
-    fn reap(&mut self, panicked: &std::sync::atomic::AtomicBool) {
+    fn reap(&mut self, panicked: &AtomicBool) {
         let (ended, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handles)
             .into_iter()
-            .partition(|h| h.is_finished());
+            .partition(crate::sync::is_finished);
         for handle in ended {
             self.ids.retain(|id| *id != handle.thread().id());
             if handle.join().is_err() {
-                panicked.store(true, std::sync::atomic::Ordering::Relaxed);
+                panicked.store(true, Ordering::Relaxed);
             }
         }
         self.handles = running;
@@ -60,7 +60,7 @@ impl Threads {
         };
         let mut started = self.started.lock();
         started.reap(&self.panicked);
-        let handle = std::thread::Builder::new().name(thread_name).spawn(f)?;
+        let handle = thread::Builder::new().name(thread_name).spawn(f)?;
         started.ids.push(handle.thread().id());
         started.handles.push(handle);
         Ok(())
@@ -68,7 +68,7 @@ impl Threads {
 
     /// True when called from one of these threads.
     pub(crate) fn is_own(&self) -> bool {
-        let me = std::thread::current().id();
+        let me = thread::current().id();
         self.started.lock().ids.contains(&me)
     }
 
@@ -82,7 +82,7 @@ impl Threads {
         }
         let _turn = self.joining.lock();
         let handles = std::mem::take(&mut self.started.lock().handles);
-        let mut clean = !self.panicked.load(std::sync::atomic::Ordering::Relaxed);
+        let mut clean = !self.panicked.load(Ordering::Relaxed);
         for handle in handles {
             clean &= handle.join().is_ok();
         }
@@ -118,7 +118,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded::<()>();
         threads.spawn("unit", "short", || {}).expect("spawn");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !threads.started.lock().handles[0].is_finished() {
+        while !crate::sync::is_finished(&threads.started.lock().handles[0]) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the short thread never ended"

@@ -9,6 +9,9 @@
 //! the lock, then sends the records unlocked (one writer at a time:
 //! `sending`, which keeps records in the order rustls made them). So a
 //! writer blocked on a peer that does not read never stops the reader.
+//! Records the socket had no room for by a write's deadline stay in
+//! `sending`, and go out first, before any record made later: a deadline
+//! never leaves half a record on the wire.
 //!
 //! Lock order: `receiving` or `sending`, then `session` (a reader that
 //! holds `receiving` only tries `sending`); `session` is never held across
@@ -17,12 +20,12 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::Mutex;
-
-use super::socket::{self, Peek};
+use super::socket::{self, Handshaking, Peek, Wake};
 use super::transport::Transport;
+use crate::deadline::Deadline;
+use crate::sync::Mutex;
 
 /// Ciphertext asked of the socket at a time.
 const RECORD: usize = 16 * 1024;
@@ -59,12 +62,25 @@ pub(crate) struct Tls {
     /// Held by whoever receives ciphertext from the socket, with what it
     /// received and the session has not taken yet.
     receiving: Mutex<Received>,
-    /// Held by whoever sends records to the socket, with the buffer the
-    /// records are made in.
-    sending: Mutex<Vec<u8>>,
+    /// Held by whoever sends records to the socket, with the records made
+    /// and not yet sent.
+    sending: Mutex<Outgoing>,
     /// A reader made records (an alert, a key update) while a writer was
     /// sending: whoever holds `sending` next sends them.
     answers: AtomicBool,
+}
+
+/// Records made and not yet sent: `buf[sent..]`.
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    sent: usize,
+}
+
+impl Outgoing {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.sent..]
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -73,20 +89,21 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// Runs the handshake of `session` on `tcp`, within `timeout`. On failure
-/// the stream comes back with the error, so that the caller decides when
-/// the peer sees it close (after counting it, say).
+/// Runs the handshake of `session` on `tcp` until `deadline`, each wait
+/// ended at once by `wake` (a close, or a server making room); `received`
+/// goes up when the peer first sends a byte. On failure the stream comes
+/// back with the error, so that the caller decides when the peer sees it
+/// close (after counting it, say).
 pub(crate) fn handshake(
     tcp: TcpStream,
-    session: rustls::Connection,
-    timeout: Duration,
+    mut session: rustls::Connection,
+    deadline: Deadline,
+    wake: Option<&Wake>,
+    received: Option<&AtomicBool>,
 ) -> Result<Tls, (io::Error, TcpStream)> {
-    let mut session = session;
-    if let Err(e) = shake(&tcp, &mut session, timeout) {
+    if let Err(e) = shake(&tcp, &mut session, deadline, wake, received) {
         return Err((e, tcp));
     }
-    // The handshake ran on the blocking socket; from here every call goes
-    // through the socket layer's stream (non-blocking on Windows).
     Ok(Tls {
         tcp: socket::Stream::new(tcp)?,
         session: Mutex::new(session),
@@ -95,41 +112,41 @@ pub(crate) fn handshake(
             start: 0,
             end: 0,
         }),
-        sending: Mutex::new(Vec::new()),
+        sending: Mutex::new(Outgoing::default()),
         answers: AtomicBool::new(false),
     })
 }
 
-fn shake(tcp: &TcpStream, session: &mut rustls::Connection, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let (read, write) = (tcp.read_timeout()?, tcp.write_timeout()?);
-    let mut stream = tcp;
+fn shake(
+    tcp: &TcpStream,
+    session: &mut rustls::Connection,
+    deadline: Deadline,
+    wake: Option<&Wake>,
+    received: Option<&AtomicBool>,
+) -> io::Result<()> {
+    // Non-blocking, each wait a poll that the deadline and `wake` bound.
+    tcp.set_nonblocking(true)?;
+    let mut io = Handshaking {
+        socket: tcp,
+        wake,
+        deadline,
+        received,
+    };
     while session.is_handshaking() {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?;
-        tcp.set_read_timeout(Some(left))?;
-        tcp.set_write_timeout(Some(left))?;
-        match session.complete_io(&mut stream) {
-            Ok((0, 0)) if session.is_handshaking() => {
+        if let (0, 0) = session.complete_io(&mut io)? {
+            if session.is_handshaking() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the peer closed during the TLS handshake",
-                ))
+                ));
             }
-            Ok(_) => {}
-            Err(e) if socket::is_socket_timeout(e.kind()) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "TLS handshake timed out",
-                ))
-            }
-            Err(e) => return Err(e),
         }
     }
-    tcp.set_read_timeout(read)?;
-    tcp.set_write_timeout(write)
+    // What the handshake's last flight left (a server's session tickets).
+    while session.wants_write() {
+        session.write_tls(&mut io)?;
+    }
+    Ok(())
 }
 
 impl Tls {
@@ -150,10 +167,9 @@ impl Tls {
     /// it all, then reads what it decrypted into `buf` if there is a
     /// `buf`, all under one lock; the ciphertext not taken stays pending.
     /// Records the session made in answer (alerts, key updates) are sent
-    /// now by a reader (`buf`) if no writer is busy, else by the next
-    /// writer after its own; a peek (no `buf`: the monitor, or a check
-    /// made under the slot lock) never sends, since a peer that does not
-    /// read would block it. The link's close sends what is left.
+    /// now, without waiting, by a reader (`buf`) if no writer is busy,
+    /// else by the next writer before its own; a peek (no `buf`: the
+    /// monitor, or a check made under the slot lock) never sends.
     fn absorb(&self, rx: &mut Received, buf: Option<&mut [u8]>) -> io::Result<Option<usize>> {
         let reader = buf.is_some();
         let mut session = self.session.lock();
@@ -192,119 +208,114 @@ impl Tls {
         Ok(read)
     }
 
-    /// Records wait in the session: the flag tells the next writer, and
+    /// Records wait in the session: the flag tells whoever sends next, and
     /// `now` sends them at once unless a writer is sending.
     fn answer(&self, now: bool) {
         self.answers.store(true, Ordering::Release);
         if now {
-            self.flush_if_idle();
-        }
-    }
-
-    /// Sends the records the session holds if the flag is up, unless a
-    /// writer is sending: a writer looks at the flag again once it has
-    /// let go of `sending`, so the records go out either way.
-    fn flush_if_idle(&self) {
-        if let Some(mut records) = self.sending.try_lock() {
-            // Cut short, a record would be half on the wire and the next
-            // one unreadable: the stream ends instead.
-            if self.answers.swap(false, Ordering::AcqRel)
-                && self.send_pending(&mut records).is_err()
-            {
-                self.tcp.shutdown();
+            if let Some(mut out) = self.sending.try_lock() {
+                // What the socket does not take now waits for the next
+                // writer; a broken stream is the reader's to hear.
+                let _ = self.send_out(&mut out, Deadline::Now);
             }
         }
     }
 
-    /// Sends every record the session holds. Called with `sending` held:
-    /// `records` is its buffer.
-    fn send_pending(&self, records: &mut Vec<u8>) -> io::Result<()> {
+    /// Moves the records the session holds behind those waiting. Called
+    /// with `sending` held: `out` is its buffer.
+    fn take_records(&self, out: &mut Outgoing) -> io::Result<()> {
+        let mut session = self.session.lock();
+        while session.wants_write() {
+            session.write_tls(&mut out.buf)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the records waiting, and any a reader made meanwhile, by
+    /// `deadline`: `WouldBlock` if some still wait then. Called with
+    /// `sending` held: `out` is its buffer.
+    fn send_out(&self, out: &mut Outgoing, deadline: Deadline) -> io::Result<()> {
         loop {
-            records.clear();
-            {
-                let mut session = self.session.lock();
-                while session.wants_write() {
-                    session.write_tls(records)?;
+            if out.pending().is_empty() {
+                if !self.answers.swap(false, Ordering::AcqRel) {
+                    break;
+                }
+                self.take_records(out)?;
+                if out.pending().is_empty() {
+                    break;
                 }
             }
-            if records.is_empty() {
-                return Ok(());
-            }
-            self.send_records(records)?;
-        }
-    }
-
-    /// Writes records whole. A timeout part-way leaves the TLS stream
-    /// broken (the peer has part of a record, and rustls has moved on), so
-    /// every timeout here is a broken connection, never "nothing sent".
-    fn send_records(&self, mut records: &[u8]) -> io::Result<()> {
-        while !records.is_empty() {
-            match self.tcp.write(records) {
+            match self.tcp.write(out.pending(), deadline) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => records = &records[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "TLS write timed out: the encrypted stream cannot go on",
-                    ))
-                }
+                Ok(n) => out.sent += n,
                 Err(e) => return Err(e),
             }
+        }
+        out.buf.clear();
+        out.sent = 0;
+        // A huge write should not pin its records for the link's lifetime.
+        if out.buf.capacity() > 4 * RECORD {
+            out.buf = Vec::new();
         }
         Ok(())
     }
 }
 
 impl Transport for Tls {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // One reader at a time, which also keeps a peek from taking the
-        // ciphertext this read waits for.
-        let mut rx = self.receiving.lock();
-        if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
-            return read;
-        }
-        if rx.pending().is_empty() {
-            rx.fill(|b| self.tcp.read(b))?;
-        }
-        match self.absorb(&mut rx, Some(buf))? {
-            Some(read) => Ok(read),
-            // No whole record yet: back to the caller, which reads again
-            // once it has looked at its deadline (the frame reader retries
-            // an interrupted read), so a peer that trickles a record out
-            // cannot hold a call past its deadline.
-            None => Err(io::ErrorKind::Interrupted.into()),
+    fn read(&self, buf: &mut [u8], deadline: Deadline, spin: Duration) -> io::Result<usize> {
+        // One reader at a time (the read half sees to that), which also
+        // keeps a peek from taking the ciphertext this read waits for; a
+        // peek only tries this lock.
+        let mut rx = deadline
+            .lock(&self.receiving)
+            .ok_or(io::ErrorKind::WouldBlock)?;
+        loop {
+            if let Some(read) = Self::plaintext(&mut self.session.lock(), buf) {
+                return read;
+            }
+            let eof =
+                rx.pending().is_empty() && rx.fill(|b| self.tcp.read(b, deadline, spin))? == 0;
+            if let Some(read) = self.absorb(&mut rx, Some(buf))? {
+                return Ok(read);
+            }
+            if eof {
+                return Ok(0);
+            }
+            // No whole record yet: more ciphertext, by the same deadline,
+            // so a peer that trickles a record out cannot hold the call
+            // past it.
         }
     }
 
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        let mut records = self.sending.lock();
-        records.clear();
+    fn write(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
+        let mut out = deadline
+            .lock(&self.sending)
+            .ok_or(io::ErrorKind::WouldBlock)?;
+        // Records an earlier write left go first, and are out before more
+        // is taken, or the records waiting could grow without bound.
+        self.send_out(&mut out, deadline)?;
         let taken = {
             let mut session = self.session.lock();
             let taken = session.writer().write(buf)?;
             while session.wants_write() {
-                session.write_tls(&mut *records)?;
+                session.write_tls(&mut out.buf)?;
             }
             taken
         };
-        let mut sent = self.send_records(&records);
-        if sent.is_ok() && self.answers.swap(false, Ordering::AcqRel) {
-            sent = self.send_pending(&mut records);
+        // What the socket does not take by the deadline waits: the
+        // plaintext is taken, its records go out before any later ones.
+        match self.send_out(&mut out, deadline) {
+            Ok(()) => Ok(taken),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(taken),
+            Err(e) => Err(e),
         }
-        // A huge write should not pin its records for the link's lifetime.
-        if records.capacity() > 4 * RECORD {
-            *records = Vec::new();
-        }
-        drop(records);
-        // Answers a reader made while this writer held `sending`.
-        if sent.is_ok() && self.answers.load(Ordering::Acquire) {
-            self.flush_if_idle();
-        }
-        // A timeout here is `TimedOut` (see `send_records`): the plaintext
-        // was taken and its records not all sent.
-        sent?;
-        Ok(taken)
+    }
+
+    fn flush(&self, deadline: Deadline) -> io::Result<()> {
+        let mut out = deadline
+            .lock(&self.sending)
+            .ok_or(io::ErrorKind::WouldBlock)?;
+        self.send_out(&mut out, deadline)
     }
 
     fn peek_now(&self) -> io::Result<Peek> {
@@ -332,7 +343,7 @@ impl Transport for Tls {
         loop {
             let mut eof = false;
             if rx.pending().is_empty() {
-                match rx.fill(|b| self.tcp.recv_now(b)) {
+                match rx.fill(|b| self.tcp.read(b, Deadline::Now, Duration::ZERO)) {
                     Ok(n) => eof = n == 0,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Peek::Empty),
                     Err(e) => return Err(e),
@@ -353,34 +364,30 @@ impl Transport for Tls {
         }
     }
 
-    fn wait_hangup(&self) -> io::Result<Peek> {
-        match self.tcp.wait_hangup()? {
+    fn wait_hangup(&self, kick: Option<&Wake>) -> io::Result<Peek> {
+        match self.tcp.wait_hangup(kick)? {
             // What is left to read is ciphertext: ask the session.
             Peek::Data | Peek::Eof => self.peek_now(),
             Peek::Empty => Ok(Peek::Empty),
         }
     }
 
+    fn send_closed(&self) -> io::Result<bool> {
+        self.tcp.send_closed()
+    }
+
     fn shutdown(&self) {
-        // A close_notify first, when it can go without waiting for a
-        // writer (which may be blocked on a peer that does not read).
-        if let Some(mut records) = self.sending.try_lock() {
-            records.clear();
+        // A close_notify after the records waiting, when it can go without
+        // waiting for a writer (which may be blocked on a peer that does
+        // not read).
+        if let Some(mut out) = self.sending.try_lock() {
             {
                 let mut session = self.session.lock();
                 session.send_close_notify();
-                while session.wants_write() {
-                    if session.write_tls(&mut *records).is_err() {
-                        break;
-                    }
-                }
             }
-            let _ = self.tcp.send_now(&records);
+            self.answers.store(true, Ordering::Release);
+            let _ = self.send_out(&mut out, Deadline::Now);
         }
         self.tcp.shutdown();
-    }
-
-    fn socket(&self) -> &TcpStream {
-        self.tcp.socket()
     }
 }

@@ -11,7 +11,7 @@
 //! while the proxy runs applies to every byte not yet forwarded.
 
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::capture::{Direction, Event, Recorder};
 use super::faults::{Change, Ending, FaultSet, Next, PipeState};
+use crate::deadline::Deadline;
 use crate::link::socket::Stream;
 
 /// Bytes a pipe holds before its reader stops reading, so that a held or
@@ -70,7 +71,6 @@ impl Conn {
     ) -> io::Result<Arc<Conn>> {
         let stream = |socket: TcpStream| -> io::Result<Stream> {
             socket.set_nodelay(true)?;
-            socket.set_write_timeout(Some(WRITE_POLL))?;
             Stream::new(socket).map_err(|(e, _)| e)
         };
         Ok(Arc::new(Conn {
@@ -139,8 +139,7 @@ impl Conn {
                     // A reset is SO_LINGER 0 on the last close; until then
                     // nothing may go out, not even a FIN: `interrupt`
                     // wakes the readers without one.
-                    let _ =
-                        socket2::SockRef::from(stream.socket()).set_linger(Some(Duration::ZERO));
+                    let _ = stream.reset_on_close();
                     stream.interrupt();
                 }
             }
@@ -171,7 +170,7 @@ impl Conn {
         let pipe = &self.pipes[direction.index()];
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let read = src.read(&mut buf);
+            let read = src.read(&mut buf, Deadline::Forever, Duration::ZERO);
             let now = Instant::now();
             if self.ending() {
                 return;
@@ -218,7 +217,7 @@ impl Conn {
                 drop(state);
                 let sent = match data {
                     Some(bytes) => self.write_all(dst, bytes),
-                    None => dst.socket().shutdown(Shutdown::Write),
+                    None => dst.shutdown_write(),
                 };
                 let mut state = pipe.state.lock();
                 state.busy = false;
@@ -279,7 +278,7 @@ impl Conn {
                 Next::Eof => {
                     state.busy = true;
                     drop(state);
-                    let sent = dst.socket().shutdown(Shutdown::Write);
+                    let sent = dst.shutdown_write();
                     state = pipe.state.lock();
                     state.busy = false;
                     state.done = true;
@@ -316,7 +315,7 @@ impl Conn {
     /// Writes all of `bytes`, unless the connection ends first.
     fn write_all(&self, dst: &Stream, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            match dst.write(bytes) {
+            match dst.write(bytes, Deadline::after(Some(WRITE_POLL))) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => bytes = &bytes[n..],
                 Err(e)

@@ -11,6 +11,7 @@ use super::scripted::{Control, Outcome};
 use super::show::{first_difference, quoted};
 use super::verdict::Mismatch;
 use crate::config::DEFAULT_READ_LIMIT;
+use crate::deadline::Deadline;
 use crate::link::socket::{Peek, Stream};
 use crate::wire::codec::Codec;
 
@@ -224,8 +225,7 @@ impl Runner {
             }
             Action::Reset => {
                 if let Some(stream) = self.stream.take() {
-                    let _ =
-                        socket2::SockRef::from(stream.socket()).set_linger(Some(Duration::ZERO));
+                    let _ = stream.reset_on_close();
                     // The last strong reference: the socket closes here,
                     // with a reset.
                     drop(stream);
@@ -342,21 +342,18 @@ impl Runner {
         let deadline = deadline_after(within);
         let mut sent = 0;
         while sent < bytes.len() {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
+            let wait = deadline.map_or(Deadline::Forever, Deadline::At);
+            if wait.passed() {
                 let got = format!(
                     "{sent} of {} bytes sent by the deadline: the program is not reading",
                     bytes.len()
                 );
                 return self.fail(n, step, format!("to send within {within:?}"), got);
             }
-            let _ = stream
-                .socket()
-                .set_write_timeout(left.map(|l| l.max(Duration::from_millis(1))));
             if !self.control.begin_io() {
                 return self.cut_short(n, step, Short::Aborted, "to send".into());
             }
-            let written = stream.write(&bytes[sent..]);
+            let written = stream.write(&bytes[sent..], wait);
             self.control.end_io();
             match written {
                 Ok(k) => sent += k,
@@ -380,7 +377,7 @@ impl Runner {
     /// Ends the peer's sending side: the program reads end of file.
     fn close_sending(&mut self) {
         if let Some(stream) = &self.stream {
-            let _ = stream.socket().shutdown(std::net::Shutdown::Write);
+            let _ = stream.shutdown_write();
         }
     }
 
@@ -490,17 +487,14 @@ impl Runner {
             return Err(Short::Eof);
         }
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
+            let wait = deadline.map_or(Deadline::Forever, Deadline::At);
+            if wait.passed() {
                 return Err(Short::Timeout);
             }
-            let _ = stream
-                .socket()
-                .set_read_timeout(left.map(|l| l.max(Duration::from_millis(1))));
             if !self.control.begin_io() {
                 return Err(Short::Aborted);
             }
-            let read = stream.read(&mut self.chunk);
+            let read = stream.read(&mut self.chunk, wait, Duration::ZERO);
             self.control.end_io();
             match read {
                 Ok(0) if self.control.aborted() => return Err(Short::Aborted),
@@ -530,11 +524,8 @@ impl Runner {
         let Some(stream) = self.stream.clone() else {
             return;
         };
-        let _ = stream
-            .socket()
-            .set_read_timeout(Some(Duration::from_millis(10)));
         while let Ok(Peek::Data) = stream.peek_now() {
-            match stream.read(&mut self.chunk) {
+            match stream.read(&mut self.chunk, Deadline::Now, Duration::ZERO) {
                 Ok(k) if k > 0 => self.buf.extend_from_slice(&self.chunk[..k]),
                 _ => break,
             }

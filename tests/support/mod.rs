@@ -4,7 +4,9 @@
 //! [`proc`] (Linux only), for the binaries that measure the process.
 #![allow(dead_code)]
 
+pub mod blocked;
 pub mod checks;
+pub mod frames;
 pub mod netns;
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 pub mod pki;

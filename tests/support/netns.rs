@@ -7,10 +7,11 @@
 //! loopback up and lets the test body run. [`Cut`] adds rules that drop
 //! every packet to or from a TCP port and removes them when dropped.
 //!
-//! Needs root, `unshare` and `nft`. Where any is missing the test prints
-//! why and passes without running, unless `TS_TCPIP_REQUIRE_NETNS=1`
-//! (set by `.ci/run`), which turns the skip into a failure on Linux.
-//! Elsewhere (Windows, macOS) the test always skips, with its reason.
+//! Needs root, `unshare`, `ip` and `nft`. Where any is missing the test
+//! prints one `SKIPPED` line on stderr (what is missing, how to run it)
+//! and passes without running, unless `TS_TCPIP_REQUIRE_NETNS=1` (set by
+//! `.ci/run`), which turns the skip into a failure on Linux. Elsewhere
+//! (Windows, macOS) the test always skips, with its reason.
 
 use std::fs::File;
 use std::io::Write;
@@ -43,12 +44,10 @@ pub fn isolate(test: &str, limit: Duration) -> bool {
         if cfg!(target_os = "linux") && std::env::var(REQUIRE).is_ok_and(|v| v == "1") {
             panic!("{test}: cannot cut connections here ({why}) and {REQUIRE}=1");
         }
-        // Straight to stderr: the harness captures print! and eprint!,
-        // and a skip must show in a plain `cargo test`.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: cannot cut connections here: {why}"
-        );
+        // Straight to stderr: the harness captures print! and eprint! (it
+        // hooks the macros, not the descriptor), and a test that passes
+        // without running must say so in a plain `cargo test`.
+        let _ = writeln!(std::io::stderr(), "{}", skipped(test, &why));
         return false;
     }
     let log = std::env::temp_dir().join(format!(
@@ -101,6 +100,25 @@ pub fn isolate(test: &str, limit: Duration) -> bool {
     }
 }
 
+/// The one line a skipped test prints: which test, what is missing, and
+/// how to run it.
+fn skipped(test: &str, why: &str) -> String {
+    // The binary's name without cargo's hash: `dead_peer-0123abcd`.
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_stem()?.to_str().map(str::to_owned))
+        .map(|stem| stem.split('-').next().unwrap_or(&stem).to_owned())
+        .unwrap_or_default();
+    let how = if cfg!(target_os = "linux") {
+        "it cuts a live connection with nftables in a private network namespace: \
+         run the tests as root with nft, unshare and ip installed \
+         (apt-get install nftables util-linux iproute2), or run .ci/run"
+    } else {
+        "it cuts a live connection with nftables, which only Linux has"
+    };
+    format!("SKIPPED (passed without running) {binary}::{test}: {why}; {how}")
+}
+
 /// Why connections cannot be cut here, if they cannot.
 fn available() -> Result<(), String> {
     if !cfg!(target_os = "linux") {
@@ -119,9 +137,7 @@ fn available() -> Result<(), String> {
     }
     for tool in ["unshare", "nft", "ip"] {
         if !on_path(tool) {
-            return Err(format!(
-                "`{tool}` not found (apt-get install util-linux nftables iproute2)"
-            ));
+            return Err(format!("`{tool}` not found"));
         }
     }
     match Command::new("unshare")

@@ -1,13 +1,15 @@
 //! Certificates made at test time (rcgen): a CA, servers and clients it
 //! issues, and the rustls configurations that use them. No key file is
-//! kept in the repository.
+//! kept in the repository. And what a client that TLS turns away sees.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use ts_tcpip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use ts_tcpip::tls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use ts_tcpip::Error;
 
 /// A certificate authority.
 pub struct Ca {
@@ -140,5 +142,57 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `err` and every error under it, as one line: the reason of a failed
+/// handshake is in a source, under the crate's error.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text += &format!(": {e}");
+        source = e.source();
+    }
+    text
+}
+
+/// `err` is a client's handshake that failed on its own verdict: an I/O
+/// error of kind InvalidData (what rustls's errors become) whose chain
+/// holds `reason`.
+#[track_caller]
+pub fn assert_handshake_failed(err: &Error, reason: &str) {
+    match err {
+        Error::Io(e) if e.kind() == ErrorKind::InvalidData => {}
+        other => panic!("expected a failed handshake, got {other:?}"),
+    }
+    let text = chain(err);
+    assert!(
+        text.contains("TLS handshake") && text.contains(reason),
+        "{text}"
+    );
+}
+
+/// `err` is what a client sees, from its connect or its first read or
+/// write, when a server asking for a client certificate turns it away.
+/// With TLS 1.3 the client's side of the handshake can end before the
+/// server's verdict, so the refusal comes as the server's alert
+/// (InvalidData) or its close (a reset, an end of file) during the
+/// client's handshake or at its first read, or as NotConnected once the
+/// client's monitor has seen the close. Never a timeout.
+#[track_caller]
+pub fn assert_refused_by_mutual_tls(err: &Error) {
+    let refusal = |kind: ErrorKind| {
+        matches!(
+            kind,
+            ErrorKind::InvalidData | ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+        )
+    };
+    match err {
+        Error::Io(e) if refusal(e.kind()) => assert!(chain(err).contains("TLS handshake"), "{err}"),
+        Error::ConnectionLost(e) if refusal(e.kind()) => {}
+        Error::IncompleteRead(e) if e.partial.is_empty() => {}
+        Error::NotConnected => {}
+        other => panic!("expected the server to refuse the client, got {other:?}"),
     }
 }

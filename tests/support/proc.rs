@@ -95,3 +95,14 @@ pub fn settles_to(want: usize, probe: impl Fn() -> usize) -> usize {
         thread::yield_now();
     }
 }
+
+/// The system call the thread named `name` is in (its number, as
+/// /proc/<tid>/syscall gives it), or None if it runs or there is none.
+pub fn syscall_of(name: &str) -> Option<i64> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let task = tasks.flatten().find(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+    })?;
+    let syscall = std::fs::read_to_string(task.path().join("syscall")).ok()?;
+    syscall.split_whitespace().next()?.parse().ok()
+}

@@ -20,11 +20,81 @@ fn a_refused_connect_names_the_address() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let err = connect("127.0.0.1", port, Duration::from_secs(5), None).expect_err("refused");
+    let err = connect("127.0.0.1", port, Duration::from_secs(5), None, None).expect_err("refused");
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
+}
+
+/// A listener whose queue is full, on Linux: the system drops the SYNs of
+/// further connects, which then wait until their timeout.
+#[cfg(target_os = "linux")]
+fn a_listener_that_answers_no_connect() -> (Vec<Socket>, Vec<TcpStream>, SocketAddr) {
+    let listeners =
+        bind_listeners(&["127.0.0.1:0".parse().expect("addr")], 0, false).expect("bind");
+    let addr = listeners[0]
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("ip");
+    let mut queued = Vec::new();
+    // The queue holds backlog + 1 connections; the rest wait for a SYN-ACK.
+    while queued.len() < 8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => break,
+        }
+    }
+    (listeners, queued, addr)
+}
+
+/// A connect under way ends at once when its wake is set (a client's
+/// `close()`), not at its timeout.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_connect_under_way_ends_when_its_wake_is_set() {
+    let (_listeners, _queued, addr) = a_listener_that_answers_no_connect();
+    let wake = std::sync::Arc::new(Wake::new().expect("wake"));
+    let setter = {
+        let wake = wake.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            wake.set();
+        })
+    };
+    let t0 = std::time::Instant::now();
+    let host = addr.ip().to_string();
+    let err = connect(
+        &host,
+        addr.port(),
+        Duration::from_secs(60),
+        None,
+        Some(&wake),
+    )
+    .expect_err("cancelled");
+    setter.join().expect("setter");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    let Error::Io(io) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(io.kind(), io::ErrorKind::ConnectionAborted, "{err}");
+}
+
+/// With no wake, the same connect gives up at its timeout, naming the
+/// address.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_connect_that_gets_no_answer_times_out() {
+    let (_listeners, _queued, addr) = a_listener_that_answers_no_connect();
+    let host = addr.ip().to_string();
+    let err =
+        connect(&host, addr.port(), Duration::from_millis(300), None, None).expect_err("no answer");
+    let Error::Io(io) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(io.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
 
 #[test]

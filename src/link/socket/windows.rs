@@ -58,13 +58,20 @@ fn exclusive_address_use(socket: &Socket) -> io::Result<()> {
     Ok(())
 }
 
+pub(super) const READABLE: PollFlags = PollFlags::RDNORM;
+pub(super) const WRITABLE: PollFlags = PollFlags::WRNORM;
+
+/// True for the error of a non-blocking connect still under way
+/// (`WSAEWOULDBLOCK`).
+pub(super) fn connect_in_progress(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
 /// Windows: the socket never blocks; a thread that must wait polls it
-/// together with the wake socket. The link's timeouts stay where the layers
-/// above set them (`SO_RCVTIMEO`, `SO_SNDTIMEO`, which a non-blocking
-/// socket keeps but ignores) and are read back as the poll's timeout, so a
-/// wait that runs out is `WouldBlock`, as on Unix. `WSAETIMEDOUT` then
-/// means what `ETIMEDOUT` means on Unix: the system gave up on the peer.
-#[cfg(windows)]
+/// together with the wake socket, for the time its call's deadline
+/// leaves, so a wait that runs out is `WouldBlock`, as on Unix.
+/// `WSAETIMEDOUT` then means what `ETIMEDOUT` means on Unix: the system
+/// gave up on the peer.
 impl Stream {
     /// The stream over a connected socket, made non-blocking; on failure
     /// the socket comes back with the error.
@@ -76,26 +83,25 @@ impl Stream {
         Ok(Stream { socket, wake })
     }
 
-    /// Receives what has arrived, without waiting (`WouldBlock` when
-    /// nothing has): the non-blocking socket's own read.
-    #[cfg(feature = "tls")]
-    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.socket).read(buf)
-    }
-
-    /// Sends what the socket takes at once (`WouldBlock` when it takes
-    /// nothing): the non-blocking socket's own write.
-    #[cfg(feature = "tls")]
-    pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
-        (&self.socket).write(buf)
-    }
-
-    /// Reads what is there, waiting for something or the socket's read
-    /// timeout (`WouldBlock`); 0 at end of file and after a local
-    /// shutdown (std reads `WSAESHUTDOWN` as 0 too).
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        use rustix::event::PollFlags;
-        let mut deadline = None;
+    /// Reads what is there, waiting for something until `deadline`
+    /// (`WouldBlock` once it has passed), after spinning for up to `spin`
+    /// (see `spin_then`); 0 at end of file and after a local shutdown (std
+    /// reads `WSAESHUTDOWN` as 0 too).
+    pub(crate) fn read(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        spin: Duration,
+    ) -> io::Result<usize> {
+        if !spin.is_zero() && deadline != Deadline::Now {
+            let try_read = || match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                done => done.map(Some),
+            };
+            if let Some(read) = spin_then(try_read, deadline, spin) {
+                return read;
+            }
+        }
         loop {
             match (&self.socket).read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -104,18 +110,14 @@ impl Stream {
             if self.wake.is_set() {
                 return Ok(0);
             }
-            let timeout = self.socket.read_timeout()?;
-            self.wait(PollFlags::RDNORM, timeout, &mut deadline)?;
+            self.wait(READABLE, deadline)?;
         }
     }
 
-    /// Writes some of `buf`, waiting for room or the socket's write
-    /// timeout (`WouldBlock`). After a local shutdown: `BrokenPipe`, as on
-    /// Unix (the system says `WSAESHUTDOWN`, which std leaves
-    /// uncategorised).
-    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        use rustix::event::PollFlags;
-        let mut deadline = None;
+    /// Writes some of `buf`, waiting for room until `deadline`
+    /// (`WouldBlock`). After a local shutdown: `BrokenPipe`, as on Unix
+    /// (the system says `WSAESHUTDOWN`, which std leaves uncategorised).
+    pub(crate) fn write(&self, buf: &[u8], deadline: Deadline) -> io::Result<usize> {
         loop {
             if self.wake.is_set() {
                 return Err(io::ErrorKind::BrokenPipe.into());
@@ -124,8 +126,7 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return done,
             }
-            let timeout = self.socket.write_timeout()?;
-            self.wait(PollFlags::WRNORM, timeout, &mut deadline)?;
+            self.wait(WRITABLE, deadline)?;
         }
     }
 
@@ -139,17 +140,27 @@ impl Stream {
         }
     }
 
+    /// True when this side can no longer send although no error is left
+    /// to tell. Winsock tells a broken connection's error to every call,
+    /// so a send of nothing either sends nothing (`false`) or comes back
+    /// with the error itself, for the caller to keep as the cause.
+    pub(crate) fn send_closed(&self) -> io::Result<bool> {
+        match (&self.socket).write(&[]) {
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until the peer closes its side, the connection breaks or this
     /// side shuts it down, then looks (without consuming) at what is left.
     /// `WSAPoll` cannot wait for the hang-up alone (it reports `POLLHUP`
     /// only with `POLLRDNORM` asked for), so bytes arriving wake it too and
     /// the look finds `Data`: the monitor then paces its looks by its
-    /// interval (`WAITS_FOR_HANGUP_ONLY` is false). The link's read timeout
-    /// does not cut this wait short.
-    pub(crate) fn wait_hangup(&self) -> io::Result<Peek> {
-        use rustix::event::PollFlags;
+    /// interval (`WAITS_FOR_HANGUP_ONLY` is false).
+    pub(crate) fn wait_hangup(&self, _kick: Option<&Wake>) -> io::Result<Peek> {
         if !self.wake.is_set() {
-            self.wait(PollFlags::RDNORM, None, &mut None)?;
+            self.wait(READABLE, Deadline::Forever)?;
         }
         self.peek_now()
     }
@@ -162,51 +173,26 @@ impl Stream {
 
     /// Releases every thread waiting on the socket (reads give 0, writes
     /// `BrokenPipe`) without telling the peer anything, so a close with
-    /// SO_LINGER 0 that follows is a bare reset: the wake socket alone.
+    /// SO_LINGER 0 that follows is a bare reset: the wake alone.
     pub(crate) fn interrupt(&self) {
         self.wake.set();
     }
 
-    /// The socket, for its options and timeouts.
-    #[inline]
-    pub(crate) fn socket(&self) -> &TcpStream {
-        &self.socket
-    }
-
     /// Waits until the socket is ready for `events` (or has an error or a
-    /// hang-up to tell), the wake socket is set, or `timeout` has passed
-    /// since the first wait of this call (`deadline` keeps that instant
-    /// across the caller's retries): then `WouldBlock`. A return without
-    /// an error only says "try again".
-    fn wait(
-        &self,
-        events: rustix::event::PollFlags,
-        timeout: Option<Duration>,
-        deadline: &mut Option<Instant>,
-    ) -> io::Result<()> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let left = match timeout {
-            None => None,
-            Some(timeout) => {
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(io::ErrorKind::WouldBlock.into()),
-                }
-            }
+    /// hang-up to tell), the wake socket is set, or `deadline` passes:
+    /// then `WouldBlock`. A return without an error only says "try
+    /// again".
+    fn wait(&self, events: PollFlags, deadline: Deadline) -> io::Result<()> {
+        let left = match deadline.left() {
+            Some(left) if left.is_zero() => return Err(io::ErrorKind::WouldBlock.into()),
+            left => left,
         };
-        // WSAPoll takes whole milliseconds, at most i32::MAX of them
-        // (rustix rounds up, so a short wait is not a busy one).
-        let left = left.map(|d| d.min(Duration::from_millis(i32::MAX as u64)));
-        let timespec = left.map(|d| Timespec {
-            tv_sec: d.as_secs() as _,
-            tv_nsec: d.subsec_nanos() as _,
-        });
+        let limit = left.map(timespec);
         let mut fds = [
             PollFd::new(&self.socket, events),
-            PollFd::new(&self.wake.socket, PollFlags::RDNORM),
+            PollFd::new(&self.wake.socket, READABLE),
         ];
-        poll(&mut fds, timespec.as_ref())?;
+        poll(&mut fds, limit.as_ref())?;
         let (socket, wake) = (fds[0].revents(), fds[1].revents());
         if !wake.is_empty() && !self.wake.is_set() {
             // Not ours: a connected UDP socket takes datagrams from its
@@ -219,15 +205,9 @@ impl Stream {
             // on (a write with the send buffer full to a peer that only
             // shut its sending side): pace the retries instead of
             // spinning, still woken by a local close.
-            let pause = Timespec {
-                tv_sec: 0,
-                tv_nsec: 10_000_000,
-            };
-            let pause = match left {
-                Some(left) if left < Duration::from_millis(10) => timespec.unwrap_or(pause),
-                _ => pause,
-            };
-            let mut wake_only = [PollFd::new(&self.wake.socket, PollFlags::RDNORM)];
+            let pause = Duration::from_millis(10);
+            let pause = timespec(left.map_or(pause, |left| left.min(pause)));
+            let mut wake_only = [PollFd::new(&self.wake.socket, READABLE)];
             poll(&mut wake_only, Some(&pause))?;
         }
         Ok(())
@@ -235,20 +215,19 @@ impl Stream {
 }
 
 /// Windows: what [`Stream::shutdown`] sets to release the threads waiting
-/// on a socket. A UDP socket on the loopback interface, connected to
-/// itself: setting it sends it one datagram, which it never reads, so it
-/// stays readable and wakes every `WSAPoll` that includes it, now and
-/// later. One socket per connection, no listener, no thread.
-#[cfg(windows)]
+/// on a socket, and what ends a connect or a TLS handshake under way. A
+/// UDP socket on the loopback interface, connected to itself: setting it
+/// sends it one datagram, which it never reads, so it stays readable and
+/// wakes every `WSAPoll` that includes it, now and later. One socket per
+/// connection, no listener, no thread.
 #[derive(Debug)]
-pub(super) struct Wake {
+pub(crate) struct Wake {
     socket: std::net::UdpSocket,
     set: std::sync::atomic::AtomicBool,
 }
 
-#[cfg(windows)]
 impl Wake {
-    fn new() -> io::Result<Wake> {
+    pub(crate) fn new() -> io::Result<Wake> {
         let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         socket.connect(socket.local_addr()?)?;
         socket.set_nonblocking(true)?;
@@ -258,12 +237,12 @@ impl Wake {
         })
     }
 
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.set.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Idempotent: the datagram goes once.
-    fn set(&self) {
+    pub(crate) fn set(&self) {
         if !self.set.swap(true, std::sync::atomic::Ordering::AcqRel) {
             // Loopback does not drop a datagram to an empty queue.
             let _ = self.socket.send(&[1]);
@@ -273,5 +252,15 @@ impl Wake {
     fn drain(&self) {
         let mut buf = [0u8; 16];
         while self.socket.recv(&mut buf).is_ok() {}
+    }
+
+    /// Takes the datagram back, so that the wake can be set again.
+    pub(crate) fn clear(&self) {
+        self.drain();
+        self.set.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(super) fn poll_fd(&self) -> PollFd<'_> {
+        PollFd::new(&self.socket, READABLE)
     }
 }
