@@ -199,15 +199,7 @@ impl Runner {
             Action::ExpectJson(value) => self.expect_json(n, step, value),
             Action::ExpectClose => self.expect_close(n, step),
             Action::ExpectNothingFor(quiet) => self.expect_nothing_for(n, step, *quiet),
-            Action::ExpectNothingMore => {
-                self.control.wait_end();
-                self.drain();
-                if !self.buf.is_empty() {
-                    let got = self.here(&self.buf.clone());
-                    self.mismatch(n, step, "nothing more".into(), got);
-                }
-                Flow::Next
-            }
+            Action::ExpectNothingMore => self.expect_nothing_more(n, step),
             Action::Send(bytes) => self.send(n, step, bytes, d),
             Action::Pause(pause) => match self.control.sleep(*pause) {
                 true => Flow::Next,
@@ -332,6 +324,29 @@ impl Runner {
             self.mismatch(n, step, expected, got);
             self.consume(self.buf.len());
         }
+        Flow::Next
+    }
+
+    /// Reads until the test finishes or drops the peer. The first byte
+    /// that comes is a mismatch (with whatever else has come by then) and
+    /// ends the script at once: the program hears the close, which a test
+    /// can wait for. The program closing is not a byte.
+    fn expect_nothing_more(&mut self, n: usize, step: &Planned) -> Flow {
+        self.control.read_to_end();
+        while self.buf.is_empty() && !self.eof && !self.control.ended() {
+            match self.fill(None) {
+                Ok(()) | Err(Short::Eof) | Err(Short::Aborted) => {}
+                // A broken connection: nothing more can come.
+                Err(_) => break,
+            }
+        }
+        self.drain();
+        if !self.buf.is_empty() {
+            let got = self.here(&self.buf.clone());
+            self.mismatch(n, step, "nothing more".into(), got);
+            return Flow::Stop;
+        }
+        self.control.wait_end();
         Flow::Next
     }
 

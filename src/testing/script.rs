@@ -287,11 +287,13 @@ impl Script {
         self.push(Step::ExpectNothingFor(quiet))
     }
 
-    /// Expects nothing more: the last step. Every byte that has arrived by
-    /// the time the test calls [`finish`](ScriptedPeer::finish) (or drops
-    /// the peer), and was not taken by an expectation, is a mismatch. This
-    /// is how a test says "and nothing else arrived"; without it, bytes
-    /// after the last expectation are left unread and not judged.
+    /// Expects nothing more: the last step. The peer reads until the test
+    /// calls [`finish`](ScriptedPeer::finish) (or drops the peer); a byte
+    /// that arrives by then, or was left over by the expectations before,
+    /// is a mismatch, and the first one ends the script at once (the
+    /// program hears the close). This is how a test says "and nothing
+    /// else arrived"; without it, bytes after the last expectation are
+    /// left unread and not judged. The program closing is not a byte.
     pub fn expect_nothing_more(self) -> Script {
         self.push(Step::ExpectNothingMore)
     }

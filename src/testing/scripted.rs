@@ -231,6 +231,10 @@ struct ControlState {
     abort: bool,
     /// The thread is in (or about to start) a blocking read or write.
     in_io: bool,
+    /// The thread reads until the test finishes (`expect_nothing_more()`):
+    /// its reads have no deadline, so `finish()` shuts the socket to end
+    /// them.
+    reading_to_end: bool,
     /// The connection, to shut down on abort; the thread owns it, so that
     /// a reset closes it at once.
     stream: Weak<Stream>,
@@ -238,8 +242,28 @@ struct ControlState {
 
 impl Control {
     fn finish(&self) {
-        self.state.lock().finish = true;
+        let stream = {
+            let mut state = self.state.lock();
+            state.finish = true;
+            let reading = state.in_io && state.reading_to_end;
+            reading.then(|| state.stream.upgrade()).flatten()
+        };
         self.changed.notify_all();
+        if let Some(stream) = stream {
+            stream.shutdown();
+        }
+    }
+
+    /// From here on the thread reads until the test finishes or drops
+    /// the peer.
+    pub(super) fn read_to_end(&self) {
+        self.state.lock().reading_to_end = true;
+    }
+
+    /// True once the test has finished or dropped the peer.
+    pub(super) fn ended(&self) -> bool {
+        let state = self.state.lock();
+        state.finish || state.abort
     }
 
     fn abort(&self) {
@@ -247,9 +271,9 @@ impl Control {
             let mut state = self.state.lock();
             state.abort = true;
             // Only a read or write needs the socket shut to end: a thread
-            // waiting here is woken by the notify, and leaves the socket
-            // as it is, with what has arrived still readable (Windows
-            // drops it on a shutdown) for `expect_nothing_more()`.
+            // waiting here is woken by the notify and leaves the socket as
+            // it is, with what has arrived still readable (Windows drops
+            // it on a shutdown) for the end's judgement.
             state.in_io.then(|| state.stream.upgrade()).flatten()
         };
         self.changed.notify_all();
@@ -263,7 +287,9 @@ impl Control {
     /// drop shuts the socket down to end it.
     pub(super) fn begin_io(&self) -> bool {
         let mut state = self.state.lock();
-        state.in_io = !state.abort;
+        // After a drop nothing starts; after finish() no read to the end.
+        let over = state.abort || (state.finish && state.reading_to_end);
+        state.in_io = !over;
         state.in_io
     }
 
