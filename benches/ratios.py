@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""The README's performance tables from the last `cargo bench --bench link`
-and `cargo bench --features tls --bench tls`.
+"""The README's performance tables from the last `cargo bench --bench link`,
+`cargo bench --features tls --bench tls` and `cargo bench --bench proxy`.
 
 Reads criterion's medians (target/criterion/<group>/<bench>/new/estimates.json)
 and prints, for each workload of README.md's tables, the crate's and plain
 std::net's medians with their confidence intervals, the ratio and whether
-the target is met. Throughput ratios are plain time / crate time (above 1: the crate is
+the target is met ("added" rows: the difference of the medians, for the
+test kit's proxy). Throughput ratios are plain time / crate time (above 1: the crate is
 faster); time ratios are crate / plain (below 1: the crate is faster).
 
     cargo bench --bench link && python3 benches/ratios.py [target/criterion]
@@ -46,6 +47,15 @@ ROWS = [
     ("tls_round_trip_1_thread", "rustls_stream", "std_tcp", "time", "(rustls alone / TCP alone)"),
     ("tls_round_trip_1_thread", "ts_tcpip_tls", "rustls_stream", "time", "(crate over TLS / rustls alone)"),
     ("tls_read_exact_64KiB", "ts_tcpip_tls", "ts_tcpip", "thrpt", ">= 0.5"),
+    # benches/proxy.rs (cargo bench --bench proxy): what the test kit's
+    # FaultProxy adds to a round trip, in microseconds; the floor (two
+    # threads that read and write_all) beside it.
+    ("proxy_round_trip_1_thread", "proxied", "direct", "added", "<= 20 us"),
+    ("proxy_round_trip_1_thread", "floor", "direct", "added", "(floor)"),
+    ("proxy_round_trip_1_thread", "proxied", "floor", "added", "(proxy over floor)"),
+    ("proxy_round_trip_2_threads", "proxied", "direct", "added", "<= 20 us"),
+    ("proxy_round_trip_2_threads", "floor", "direct", "added", "(floor)"),
+    ("proxy_round_trip_2_threads", "proxied", "floor", "added", "(proxy over floor)"),
 ]
 
 
@@ -81,6 +91,16 @@ def main():
     for group, a, b, kind, target in ROWS:
         x, y = median(group, a), median(group, b)
         if not x or not y:
+            continue
+        if kind == "added":
+            added = (x[0] - y[0]) / 1000
+            ok = ""
+            if not target.startswith("("):
+                ok = "yes" if added <= float(target.split()[1]) else "NO"
+            print(
+                f"| {group} {a} vs {b} | {fmt(x[0])} [{fmt(x[1])}–{fmt(x[2])}] "
+                f"| {fmt(y[0])} [{fmt(y[1])}–{fmt(y[2])}] | +{added:.2f} µs | {target} | {ok} |"
+            )
             continue
         ratio = x[0] / y[0] if kind == "time" else y[0] / x[0]
         print(

@@ -207,5 +207,20 @@ pub(crate) fn wake_accept(listener: &Socket) {
     }
 }
 
+/// What the test kit does to a connection and the link never does.
+impl Stream {
+    /// Ends the sending side only: the peer reads end of file, and this
+    /// side can still read.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.tcp().shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Makes the last close of the socket a reset (SO_LINGER 0): the
+    /// peer's next read or write fails with "connection reset".
+    pub(crate) fn reset_on_close(&self) -> io::Result<()> {
+        SockRef::from(self.tcp()).set_linger(Some(Duration::ZERO))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod blocked;
+pub mod checks;
 pub mod frames;
 pub mod netns;
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
@@ -320,6 +321,25 @@ pub fn serves_next_peer(server: &OneClientServer, calls: &CallbackRecorder, tag:
     server.wait_connected(WAIT).expect("next peer taken");
     calls.assert_next_connected(true, WAIT);
     exchange_raw(server, &mut next, tag);
+}
+
+/// Panics unless `stream`'s next read (within [`WAIT`]) finds the
+/// connection reset. Under Wine a reset that arrived before the read is
+/// read as end of file (a read already blocked gets the reset, as on
+/// Windows and Linux); there a write must then report the reset.
+#[track_caller]
+pub fn expect_reset(stream: &mut TcpStream) {
+    stream
+        .set_read_timeout(Some(WAIT))
+        .expect("set_read_timeout");
+    match stream.read(&mut [0u8; 64]) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+        Ok(0) if cfg!(windows) => {
+            let err = stream.write(b"?").expect_err("a write after a reset fails");
+            assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+        }
+        Ok(n) => panic!("expected a reset, got {n} bytes (0: end of file)"),
+    }
 }
 
 /// Closes `stream` with a reset (RST) instead of a clean end of file.

@@ -200,9 +200,24 @@ impl Stream {
         })
     }
 
+    /// The socket, for what the socket layer does to it beside reads and
+    /// writes.
+    pub(super) fn tcp(&self) -> &TcpStream {
+        &self.socket
+    }
+
     /// Ends both directions; every thread blocked on the socket returns.
     pub(crate) fn shutdown(&self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Releases the threads blocked reading the socket (their reads give
+    /// 0) without telling the peer anything: shutting the receiving side
+    /// sends no FIN, so a close with SO_LINGER 0 that follows is a bare
+    /// reset. (A thread blocked writing is not released: its write needs
+    /// a deadline.) The test kit's proxy resets connections this way.
+    pub(crate) fn interrupt(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
     }
 }
 

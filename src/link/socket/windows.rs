@@ -189,9 +189,22 @@ impl Stream {
         self.peek_now()
     }
 
+    /// The socket, for what the socket layer does to it beside reads and
+    /// writes.
+    pub(super) fn tcp(&self) -> &TcpStream {
+        &self.socket
+    }
+
     /// Ends both directions and wakes every thread waiting on the socket.
     pub(crate) fn shutdown(&self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.wake.set();
+    }
+
+    /// Releases every thread waiting on the socket (reads give 0, writes
+    /// `BrokenPipe`) without telling the peer anything, so a close with
+    /// SO_LINGER 0 that follows is a bare reset: the wake alone.
+    pub(crate) fn interrupt(&self) {
         self.wake.set();
     }
 

@@ -1,6 +1,29 @@
 //! Helpers for tests of code that uses this crate (Python's
-//! `BaseOneClientServerTestCase`): a server on a free loopback port, a
-//! client connected to it, and a recorder of connect-callback calls.
+//! `BaseOneClientServerTestCase`), and a kit for testing a program that
+//! talks to a peer without the peer.
+//!
+//! - [`ScriptedPeer`] plays the other end from a [`Script`] built in Rust:
+//!   expect a line, bytes, JSON or a struct (each within a deadline), send
+//!   them, pause, stop reading, go silent, close, reset. Every step that
+//!   does not match is a [`Mismatch`] showing what was expected and what
+//!   arrived, and [`ScriptedPeer::finish`] returns them all as a
+//!   [`ScriptFailure`].
+//! - [`FaultProxy`] sits between the program and a real peer and injects
+//!   faults each way ([`Faults`]): latency with jitter, a bandwidth limit,
+//!   slicing, holding, a reset, a close or a limit after N bytes, a slow
+//!   close.
+//! - A recording proxy's [`Capture`] holds both directions with their
+//!   times, in a text format a person and a few lines of Python can read;
+//!   [`ScriptedPeer::replay_server`] and
+//!   [`replay_client`](ScriptedPeer::replay_client) play one side of it
+//!   back and check the other.
+//!
+//! Everything listens on and connects to loopback only, each piece runs
+//! on threads named `tcpip-peer ...` or `tcpip-proxy...`, joined when it
+//! finishes or is dropped, and nothing waits without a bound.
+//!
+//! The helpers: a server on a free loopback port, a client connected to
+//! it, and a recorder of connect-callback calls.
 //!
 //! ```
 //! use std::time::Duration;
@@ -15,6 +38,23 @@
 //! calls.assert_next_connected(false, Duration::from_secs(5));
 //! # Ok::<(), ts_tcpip::Error>(())
 //! ```
+
+mod capture;
+mod control;
+mod faults;
+mod pipe;
+mod proxy;
+mod runner;
+mod script;
+mod scripted;
+mod show;
+mod verdict;
+
+pub use capture::{Capture, Direction, Event, Record, Timing};
+pub use proxy::{FaultProxy, FaultProxyBuilder, Faults};
+pub use script::{Script, DEFAULT_DEADLINE};
+pub use scripted::ScriptedPeer;
+pub use verdict::{Mismatch, ScriptFailure};
 
 use std::time::Duration;
 
