@@ -21,7 +21,7 @@ fn terminated(
     half: &mut ReadHalf,
     codec: &SharedCodec,
     deadline: Deadline,
-) -> ReadOutcome<Vec<u8>> {
+) -> Result<Vec<u8>> {
     let counters = Counters::default();
     half.read(
         codec,
@@ -43,13 +43,13 @@ fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
     half.rebind(2, Some(first.clone()));
     peer.write_all(b"one\npartial").expect("send");
     let one = terminated(&mut half, &codec, soon());
-    assert_eq!(one.result.expect("a line"), b"one\n");
+    assert_eq!(one.expect("a line"), b"one\n");
     while half.buffered() != b"partial" {
         let out = terminated(&mut half, &codec, Deadline::Now);
         assert!(
-            matches!(out.result, Err(Error::Timeout)),
+            matches!(out, Err(Error::Timeout)),
             "{:?}",
-            out.result
+            out
         );
     }
 
@@ -86,7 +86,7 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    assert_eq!(first.result.expect("a byte"), b"l");
+    assert_eq!(first.expect("a byte"), b"l");
     conn.shutdown();
     let whole = half.read(
         &codec,
@@ -97,7 +97,7 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    assert_eq!(whole.result.expect("the frame"), b"ine\n");
+    assert_eq!(whole.expect("the frame"), b"ine\n");
     let ended = half.read(
         &codec,
         &counters,
@@ -107,14 +107,14 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    match ended.result {
+    match ended {
         Err(Error::ConnectionLost(e)) => assert_eq!(
             crate::link::connection::ended(&e),
             crate::link::connection::Ended::Locally
         ),
         other => panic!("{other:?}"),
     }
-    assert!(!ended.drained, "not the peer's end of file");
+    assert!(!half.drained(), "not the peer's end of file");
 }
 
 #[test]
@@ -128,14 +128,14 @@ fn a_deadline_times_out_and_keeps_the_partial_frame() {
     let brief = Deadline::after(Some(Duration::from_millis(50)));
     let out = terminated(&mut half, &codec, brief);
     assert!(
-        matches!(out.result, Err(Error::Timeout)),
+        matches!(out, Err(Error::Timeout)),
         "{:?}",
-        out.result.err()
+        out.err()
     );
     assert_eq!(half.buffered(), b"part");
     peer.write_all(b"ial\n").expect("send");
     let out = terminated(&mut half, &codec, soon());
-    assert_eq!(out.result.expect("the rest"), b"partial\n");
+    assert_eq!(out.expect("the rest"), b"partial\n");
 }
 
 /// A write half on a connection whose peer does not read, with small
