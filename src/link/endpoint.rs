@@ -625,7 +625,9 @@ impl Endpoint {
         half: &'a Mutex<Half<S>>,
         deadline: Deadline,
     ) -> Result<MutexGuard<'a, Half<S>>> {
-        let guard = deadline.lock(half).ok_or(Error::Timeout)?;
+        // `ok_or_else`: `ok_or` would build the error on every call and
+        // drop it (a call to the error's drop glue) when the lock is had.
+        let guard = deadline.lock(half).ok_or_else(|| Error::Timeout)?;
         if self.slot.is_current(guard.epoch()) {
             return bound_or_not(guard);
         }
@@ -646,8 +648,8 @@ impl Endpoint {
             let (epoch, conn) = self
                 .slot
                 .current_with_epoch(deadline)
-                .ok_or(Error::Timeout)?;
-            guard = deadline.lock(half).ok_or(Error::Timeout)?;
+                .ok_or_else(|| Error::Timeout)?;
+            guard = deadline.lock(half).ok_or_else(|| Error::Timeout)?;
             guard.rebind(epoch, conn);
             if self.slot.is_current(guard.epoch()) {
                 return bound_or_not(guard);
