@@ -17,11 +17,7 @@ fn soon() -> Deadline {
 }
 
 /// One read through the terminator, by `deadline`.
-fn terminated(
-    half: &mut ReadHalf,
-    codec: &SharedCodec,
-    deadline: Deadline,
-) -> Result<Vec<u8>> {
+fn terminated(half: &mut ReadHalf, codec: &SharedCodec, deadline: Deadline) -> Result<Vec<u8>> {
     let counters = Counters::default();
     half.read(
         codec,
@@ -46,11 +42,7 @@ fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
     assert_eq!(one.expect("a line"), b"one\n");
     while half.buffered() != b"partial" {
         let out = terminated(&mut half, &codec, Deadline::Now);
-        assert!(
-            matches!(out, Err(Error::Timeout)),
-            "{:?}",
-            out
-        );
+        assert!(matches!(out, Err(Error::Timeout)), "{:?}", out);
     }
 
     half.rebind(1, Some(second.clone()));
@@ -127,11 +119,7 @@ fn a_deadline_times_out_and_keeps_the_partial_frame() {
     peer.write_all(b"part").expect("send");
     let brief = Deadline::after(Some(Duration::from_millis(50)));
     let out = terminated(&mut half, &codec, brief);
-    assert!(
-        matches!(out, Err(Error::Timeout)),
-        "{:?}",
-        out.err()
-    );
+    assert!(matches!(out, Err(Error::Timeout)), "{:?}", out.err());
     assert_eq!(half.buffered(), b"part");
     peer.write_all(b"ial\n").expect("send");
     let out = terminated(&mut half, &codec, soon());
