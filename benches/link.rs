@@ -254,6 +254,27 @@ fn ts_pair(encoding: Encoding) -> Pair<Ts<Client>, Ts<OneClientServer>> {
     ts_json_pair(encoding, DEFAULT_JSON_STYLE, DEFAULT_JSON_NON_FINITE)
 }
 
+/// `ts_tcpip` both ways with no monitor: what the monitor costs a busy
+/// link, beside the default.
+fn ts_pair_unmonitored() -> Pair<Ts<Client>, Ts<OneClientServer>> {
+    let server = OneClientServer::builder()
+        .host(LOCALHOST_IPV4)
+        .port(0)
+        .monitor_connection_interval(Duration::ZERO)
+        .start()
+        .expect("server start");
+    let client = Client::builder()
+        .host(LOCALHOST_IPV4)
+        .port(server.port())
+        .monitor_connection_interval(Duration::ZERO)
+        .connect()
+        .expect("client connect");
+    server
+        .wait_connected(Duration::from_secs(5))
+        .expect("server sees the client");
+    Pair::new(Ts(client), Ts(server))
+}
+
 /// `ts_tcpip` both ways, JSON written in `style`, NaN read if `non_finite`.
 fn ts_json_pair(
     encoding: Encoding,
@@ -542,7 +563,18 @@ fn compare<W: Workload>(
 }
 
 fn round_trips(c: &mut Criterion) {
-    compare(c, "round_trip_1_thread", None, Encoding::Utf8, RoundTrip);
+    // With the crate's monitor off as well: a busy link takes the monitor
+    // off the socket, so the two should match.
+    let mut group = group(c, "round_trip_1_thread", None);
+    entry(&mut group, CRATE, || ts_pair(Encoding::Utf8), &RoundTrip);
+    entry(&mut group, PLAIN, || plain_pair(Encoding::Utf8), &RoundTrip);
+    entry(
+        &mut group,
+        "ts_tcpip_no_monitor",
+        ts_pair_unmonitored,
+        &RoundTrip,
+    );
+    group.finish();
     compare(
         c,
         "round_trip_2_threads",

@@ -22,6 +22,7 @@ ROOT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
 # for information only.
 ROWS = [
     ("round_trip_1_thread", "ts_tcpip", "std_net", "time", "<= 1.05"),
+    ("round_trip_1_thread", "ts_tcpip", "ts_tcpip_no_monitor", "time", "(monitor on / off)"),
     ("round_trip_2_threads", "ts_tcpip", "std_net", "time", "<= 1.05"),
     ("round_trip_utf16", "ts_tcpip", "std_net", "time", "(<= 1.05)"),
     ("read_str_40B_1_thread", "ts_tcpip", "std_net", "thrpt", ">= 0.95"),

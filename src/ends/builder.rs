@@ -166,7 +166,8 @@ impl<S> Builder<S> {
     }
 
     /// How long a read that finds nothing waiting spins, trying the socket
-    /// without sleeping, before it yields and then sleeps as usual: the
+    /// without sleeping (and yielding the CPU between tries, so a thread
+    /// woken on the same CPU runs at once), before it sleeps as usual: the
     /// thread then picks up a reply microseconds sooner, without the
     /// system's wake-up, at the price of the CPU it spins. It spins only
     /// while a reply is due: after this side wrote (until a frame is read)
@@ -175,12 +176,17 @@ impl<S> Builder<S> {
     /// Deadlines, `try_` reads (which never wait), `close()`, the monitor
     /// and the dead-peer bound are as without it.
     ///
-    /// For a control loop that writes a command and reads its reply, a
-    /// spin a little longer than the peer's reply time (on loopback 20 to
-    /// 100 µs) saves most of a round trip's wake-up costs on both ends;
-    /// it suits a machine with a core to spare for each spinning thread.
-    /// Each spinning read costs up to the spin in CPU time (see the
-    /// README's Performance section). `Duration::ZERO` (the default,
+    /// What it buys depends on who waits. The end that writes a command
+    /// and reads its reply gains most: set a spin a little longer than the
+    /// peer's reply time (on loopback 20 to 100 µs). An end that answers
+    /// spins after each answer too (it wrote), which pays when the next
+    /// command comes within the spin (a loop running as fast as it can:
+    /// no wake-up on either side) and is CPU spent in vain when commands
+    /// come further apart (a 1 kHz loop: the answering end sleeps between
+    /// commands whatever it spins, and pays that wake-up). Each spinning
+    /// read costs up to the spin in CPU time; it suits a machine with a
+    /// core to spare for each spinning thread. The README's Performance
+    /// section has the figures. `Duration::ZERO` (the default,
     /// [`DEFAULT_SPIN`](crate::DEFAULT_SPIN)) sleeps at once.
     ///
     /// ```

@@ -625,7 +625,11 @@ impl Endpoint {
         half: &'a Mutex<Half<S>>,
         deadline: Deadline,
     ) -> Result<MutexGuard<'a, Half<S>>> {
-        let guard = deadline.lock(half).ok_or(Error::Timeout)?;
+        // `let else`, not `ok_or`: `ok_or` builds the error on every call and
+        // drops it (a call to the error's drop glue) when the lock is had.
+        let Some(guard) = deadline.lock(half) else {
+            return Err(Error::Timeout);
+        };
         if self.slot.is_current(guard.epoch()) {
             return bound_or_not(guard);
         }
@@ -643,11 +647,13 @@ impl Endpoint {
     ) -> Result<MutexGuard<'a, Half<S>>> {
         loop {
             drop(guard);
-            let (epoch, conn) = self
-                .slot
-                .current_with_epoch(deadline)
-                .ok_or(Error::Timeout)?;
-            guard = deadline.lock(half).ok_or(Error::Timeout)?;
+            let Some((epoch, conn)) = self.slot.current_with_epoch(deadline) else {
+                return Err(Error::Timeout);
+            };
+            let Some(relocked) = deadline.lock(half) else {
+                return Err(Error::Timeout);
+            };
+            guard = relocked;
             guard.rebind(epoch, conn);
             if self.slot.is_current(guard.epoch()) {
                 return bound_or_not(guard);

@@ -138,8 +138,9 @@ pub(super) struct Plan {
     pub(super) steps: Vec<Planned>,
 }
 
-/// What a [`ScriptedPeer`] will do, step by step: built with
-/// [`ScriptedPeer::server`] or [`ScriptedPeer::client`], then
+/// What a [`ScriptedPeer`](super::ScriptedPeer) will do, step by step: built with
+/// [`ScriptedPeer::server`](super::ScriptedPeer::server) or
+/// [`ScriptedPeer::client`](super::ScriptedPeer::client), then
 /// [`start`](Script::start)ed.
 ///
 /// Expectations (`expect_*`) read what the program under test sends and
@@ -287,7 +288,7 @@ impl Script {
     }
 
     /// Expects nothing more: the last step. The peer reads until the test
-    /// calls [`finish`](ScriptedPeer::finish) (or drops the peer); a byte
+    /// calls [`finish`](super::ScriptedPeer::finish) (or drops the peer); a byte
     /// that arrives by then, or was left over by the expectations before,
     /// is a mismatch, and the first one ends the script at once (the
     /// program hears the close). This is how a test says "and nothing
@@ -336,7 +337,7 @@ impl Script {
     }
 
     /// Neither reads nor sends nor closes from here on, holding the
-    /// connection open until [`finish`](ScriptedPeer::finish) or drop (a
+    /// connection open until [`finish`](super::ScriptedPeer::finish) or drop (a
     /// peer that froze). The last step.
     pub fn go_silent(self) -> Script {
         self.push(Step::GoSilent)

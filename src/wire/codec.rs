@@ -240,6 +240,16 @@ mod tests {
     }
 
     #[test]
+    fn compact_json_in_a_wide_encoding_keeps_non_ascii_text_as_it_is() {
+        // Only the narrow encodings (ascii, latin-1) need escapes: UTF-16
+        // holds any character, so serde_json's text goes out unchanged.
+        let codec = Codec::new(Encoding::Utf16, b"\n");
+        let mut frame = Vec::new();
+        codec.encode_json("café 😀", &mut frame).expect("encode");
+        assert_eq!(codec.decode_line(&frame).expect("decode"), "\"café 😀\"");
+    }
+
+    #[test]
     fn text_the_encoding_cannot_hold_leaves_the_frame_untouched() {
         let codec = Codec::new(Encoding::Latin1, b"\n");
         let mut frame = b"kept".to_vec();

@@ -44,7 +44,7 @@ impl Endpoint {
         let mut half = self.bound(&self.reader, deadline)?;
         self.count_read_call();
         let (limit, spin) = (self.config.read_limit, self.config.spin);
-        let out = half.read(
+        let result = half.read(
             &self.codec,
             &self.counters,
             deadline,
@@ -53,14 +53,14 @@ impl Endpoint {
             limit,
             decode,
         );
-        if out.result.is_ok() && request.is_frame() {
+        if result.is_ok() && request.is_frame() {
             Counters::add_exclusive(&self.counters.frames_read, 1);
         }
-        match ending::after_read(out.result.as_ref().err(), out.drained) {
+        match ending::after_read(result.as_ref().err(), half.drained()) {
             Some(reason) => self.end(half, reason),
             None => self.release_if_stale(&mut half),
         }
-        out.result
+        result
     }
 
     /// One write call on the current connection: `build` makes the frame

@@ -17,11 +17,7 @@ fn soon() -> Deadline {
 }
 
 /// One read through the terminator, by `deadline`.
-fn terminated(
-    half: &mut ReadHalf,
-    codec: &SharedCodec,
-    deadline: Deadline,
-) -> ReadOutcome<Vec<u8>> {
+fn terminated(half: &mut ReadHalf, codec: &SharedCodec, deadline: Deadline) -> Result<Vec<u8>> {
     let counters = Counters::default();
     half.read(
         codec,
@@ -43,14 +39,10 @@ fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
     half.rebind(2, Some(first.clone()));
     peer.write_all(b"one\npartial").expect("send");
     let one = terminated(&mut half, &codec, soon());
-    assert_eq!(one.result.expect("a line"), b"one\n");
+    assert_eq!(one.expect("a line"), b"one\n");
     while half.buffered() != b"partial" {
         let out = terminated(&mut half, &codec, Deadline::Now);
-        assert!(
-            matches!(out.result, Err(Error::Timeout)),
-            "{:?}",
-            out.result
-        );
+        assert!(matches!(out, Err(Error::Timeout)), "{:?}", out);
     }
 
     half.rebind(1, Some(second.clone()));
@@ -86,7 +78,7 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    assert_eq!(first.result.expect("a byte"), b"l");
+    assert_eq!(first.expect("a byte"), b"l");
     conn.shutdown();
     let whole = half.read(
         &codec,
@@ -97,7 +89,7 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    assert_eq!(whole.result.expect("the frame"), b"ine\n");
+    assert_eq!(whole.expect("the frame"), b"ine\n");
     let ended = half.read(
         &codec,
         &counters,
@@ -107,14 +99,14 @@ fn a_local_close_keeps_a_whole_frame_and_reports_its_own_end_of_file() {
         100,
         line,
     );
-    match ended.result {
+    match ended {
         Err(Error::ConnectionLost(e)) => assert_eq!(
             crate::link::connection::ended(&e),
             crate::link::connection::Ended::Locally
         ),
         other => panic!("{other:?}"),
     }
-    assert!(!ended.drained, "not the peer's end of file");
+    assert!(!half.drained(), "not the peer's end of file");
 }
 
 #[test]
@@ -127,15 +119,11 @@ fn a_deadline_times_out_and_keeps_the_partial_frame() {
     peer.write_all(b"part").expect("send");
     let brief = Deadline::after(Some(Duration::from_millis(50)));
     let out = terminated(&mut half, &codec, brief);
-    assert!(
-        matches!(out.result, Err(Error::Timeout)),
-        "{:?}",
-        out.result.err()
-    );
+    assert!(matches!(out, Err(Error::Timeout)), "{:?}", out.err());
     assert_eq!(half.buffered(), b"part");
     peer.write_all(b"ial\n").expect("send");
     let out = terminated(&mut half, &codec, soon());
-    assert_eq!(out.result.expect("the rest"), b"partial\n");
+    assert_eq!(out.expect("the rest"), b"partial\n");
 }
 
 /// A write half on a connection whose peer does not read, with small

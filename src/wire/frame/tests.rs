@@ -218,3 +218,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn reads_of_some_bytes_or_to_the_end_are_not_frames() {
+    // Stats count frames: a line, a struct, bytes through a separator; a
+    // read of what is there, or of everything, is not one.
+    let sep = Separator::new(b"\n");
+    for frame in [
+        Request::Line,
+        Request::Terminated,
+        Request::Until(&sep),
+        Request::Exact(4),
+    ] {
+        assert!(frame.is_frame(), "{frame:?}");
+    }
+    for bytes in [Request::Some(4), Request::ToEnd] {
+        assert!(!bytes.is_frame(), "{bytes:?}");
+    }
+}
