@@ -166,6 +166,40 @@ fn connect_returns_only_after_the_callback_has_returned() {
     });
 }
 
+/// A link that drops while `connect()` waits for the callback's `true`
+/// call: `connect()` still returns `Ok`, and the callback's `false` call
+/// follows once the `true` call has returned.
+#[test]
+fn connect_returns_ok_when_the_link_drops_during_the_callback() {
+    let _w = watchdog(Duration::from_secs(30));
+    let server = testing::start_server(OneClientServer::builder()).expect("server");
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+    let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let callback = move |_: &Client, connected: bool| {
+        if connected {
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv_timeout(WAIT);
+        }
+        let _ = calls_tx.send(connected);
+    };
+    let builder = testing::client_for(&server).connect_callback(callback);
+    std::thread::scope(|s| {
+        let connecting = s.spawn(move || builder.connect());
+        entered.recv_timeout(WAIT).expect("the callback is called");
+        server
+            .wait_connected(WAIT)
+            .expect("the server has the client");
+        server.close_client();
+        release.send(()).expect("release");
+        let client = connecting.join().expect("joined").expect("connect() is Ok");
+        assert_eq!(calls.recv_timeout(WAIT), Ok(true), "the true call first");
+        assert_eq!(calls.recv_timeout(WAIT), Ok(false), "then the drop");
+        assert!(!client.connected());
+        assert!(client.should_be_connected(), "the server hung up, not us");
+    });
+}
+
 /// The background-connecting client does not wait for the callback:
 /// `connect_in_background()` returns while the callback's `true` call is
 /// still running.

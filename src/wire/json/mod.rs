@@ -2,6 +2,15 @@
 //! for the common case, Python's extensions where serde_json has none
 //! (reading `NaN`, `Infinity` and `-Infinity`; writing `json.dumps`' own
 //! bytes). Pure code, tested on strings and byte vectors.
+//!
+//! Why not a kept crate: none reads Python's grammar into serde types and
+//! writes `json.dumps`' layout. json5 and serde_json5 accept all of JSON5
+//! (comments, single quotes, hex, trailing commas), which Python refuses;
+//! serde_json_lenient has no `NaN`; json-forensics rewrites the tokens to
+//! 0, losing the value; sonic-rs refuses non-finite floats; jiter's serde
+//! reader needs a newer Rust than this crate's minimum and gives a
+//! `Value` the string `"NaN"`. And serde_json's own `Serializer` turns a
+//! non-finite float into `null` before any `Formatter` sees it.
 
 mod key;
 mod non_finite;
