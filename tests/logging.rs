@@ -77,3 +77,44 @@ fn a_client_leaving_a_read_loop_server_is_logged_at_info() {
     let eof = logs_with(&[name, "end of file after 0 bytes"]);
     assert_eq!(eof, Vec::<String>::new());
 }
+
+/// A reconnecting client whose attempts keep failing for one cause logs
+/// the first failure at WARN and the repeats at DEBUG (a loop that fails
+/// forever does not flood the log, nor hide), and its recovery at INFO.
+#[test]
+fn a_reconnect_loop_warns_once_per_cause_and_tells_when_it_recovers() {
+    let _w = watchdog(Duration::from_secs(30));
+    init_log();
+    let name = "reconnect-warns";
+    // A port nobody listens on: each attempt is refused at once.
+    let port = std::net::TcpListener::bind((LOCALHOST_IPV4, 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let client = Client::builder()
+        .name(name)
+        .port(port)
+        .reconnect(Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        })
+        .connect_in_background()
+        .expect("starts");
+    wait_logged(&[name, "connecting failed again (3 attempts)"], WAIT)
+        .expect("three refused attempts");
+    let failures = logs_with(&[name, "connecting failed"]);
+    let warnings: Vec<&String> = failures.iter().filter(|r| r.starts_with("WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{failures:#?}");
+    assert!(warnings[0].contains("attempt 1"), "{}", warnings[0]);
+    assert!(
+        failures[1..].iter().all(|r| r.starts_with("DEBUG ")),
+        "{failures:#?}"
+    );
+    // Someone listens there now: the client gets in and says so.
+    let listener = std::net::TcpListener::bind((LOCALHOST_IPV4, port)).expect("the port again");
+    let _accepted = listener.accept().expect("the client comes");
+    let record = wait_logged(&[name, "connected after"], WAIT).expect("the recovery is logged");
+    assert!(record.starts_with("INFO "), "{record}");
+    client.close();
+}

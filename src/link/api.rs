@@ -26,7 +26,9 @@ pub(crate) mod sealed {
 
 /// Reads, writes and connection state of one side of a link: implemented
 /// by [`OneClientServer`](crate::OneClientServer),
-/// [`Client`](crate::Client) and [`Within`], so code written against
+/// [`Client`](crate::Client),
+/// [`OneClientReadLoopServer`](crate::OneClientReadLoopServer) and
+/// [`Within`], so code written against
 /// `&impl Link` works on either end. The [prelude](crate::prelude) brings
 /// it into scope.
 ///
@@ -293,6 +295,12 @@ pub trait Link: sealed::Sealed {
     }
 
     /// Writes `data` as it is, in one write.
+    ///
+    /// Past its deadline: [`Error::Timeout`](crate::Error::Timeout) with
+    /// nothing of the frame sent, or
+    /// [`Error::WritePending`](crate::Error::WritePending) with part sent
+    /// and the rest kept for the next write (do not send it again; see
+    /// [Deadlines](Link#deadlines)).
     fn write(&self, data: &[u8]) -> Result<()> {
         let link = self.link();
         link.ep.write_bytes(link.write_deadline(), data)
@@ -301,6 +309,12 @@ pub trait Link: sealed::Sealed {
     /// Writes every item, back to back, in one write (Python's
     /// `writelines`). The iterator runs with the write lock held, straight
     /// into the frame buffer: it must not write to the same link.
+    ///
+    /// Past its deadline: [`Error::Timeout`](crate::Error::Timeout) with
+    /// nothing of the frame sent, or
+    /// [`Error::WritePending`](crate::Error::WritePending) with part sent
+    /// and the rest kept for the next write (do not send it again; see
+    /// [Deadlines](Link#deadlines)).
     fn write_lines<I>(&self, lines: I) -> Result<()>
     where
         I: IntoIterator,
@@ -313,6 +327,12 @@ pub trait Link: sealed::Sealed {
     /// Writes each struct's bytes, back to back, in one write (Python's
     /// `write_from`). A hand-written [`BinaryStruct::encode`] runs with
     /// the write lock held: it must not write to the same link.
+    ///
+    /// Past its deadline: [`Error::Timeout`](crate::Error::Timeout) with
+    /// nothing of the frame sent, or
+    /// [`Error::WritePending`](crate::Error::WritePending) with part sent
+    /// and the rest kept for the next write (do not send it again; see
+    /// [Deadlines](Link#deadlines)).
     fn write_from(&self, structs: &[&dyn BinaryStruct]) -> Result<()> {
         let link = self.link();
         link.ep.write_from(link.write_deadline(), structs)
@@ -321,6 +341,12 @@ pub trait Link: sealed::Sealed {
     /// Encodes `line` strictly, appends the terminator and writes both in
     /// one write. Text the encoding cannot hold is
     /// [`Error::Encode`](crate::Error::Encode), and nothing is sent.
+    ///
+    /// Past its deadline: [`Error::Timeout`](crate::Error::Timeout) with
+    /// nothing of the frame sent, or
+    /// [`Error::WritePending`](crate::Error::WritePending) with part sent
+    /// and the rest kept for the next write (do not send it again; see
+    /// [Deadlines](Link#deadlines)).
     #[inline]
     fn write_str(&self, line: &str) -> Result<()> {
         let link = self.link();
@@ -335,6 +361,12 @@ pub trait Link: sealed::Sealed {
     /// exactly what Python's `json.dumps` writes, `NaN` and `Infinity`
     /// included. `value`'s `Serialize` runs with the write half held,
     /// straight into the frame buffer: it must not write to the same link.
+    ///
+    /// Past its deadline: [`Error::Timeout`](crate::Error::Timeout) with
+    /// nothing of the frame sent, or
+    /// [`Error::WritePending`](crate::Error::WritePending) with part sent
+    /// and the rest kept for the next write (do not send it again; see
+    /// [Deadlines](Link#deadlines)).
     #[inline]
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let link = self.link();

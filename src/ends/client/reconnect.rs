@@ -9,12 +9,14 @@ use crate::error::Chain;
 use crate::link::endpoint::{Endpoint, Takeover};
 
 /// How a client with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)
-/// paces its attempts. After a link that lasted at least `max` went down
-/// (and for a client started without a link), the first attempt comes at
-/// once; after a failed attempt the wait doubles from `initial` up to
-/// `max`. A link that lasted less than `max` counts as a failed attempt
-/// (a busy server that accepts and closes at once): the client waits
-/// first, going on with the doubling where it was. Each wait is drawn
+/// paces its attempts. The first attempt comes at once when the link that
+/// went down lasted at least `max`, when it was the link `connect()` made
+/// (however short), and for a client started without a link
+/// (`connect_in_background()`); after a failed attempt the wait doubles
+/// from `initial` up to `max`. Any other link that lasted less than `max`
+/// counts as a failed attempt (a busy server that accepts and closes at
+/// once): the client waits first, going on with the doubling where it
+/// was. Each wait is drawn
 /// between half and all of its nominal length, so that many clients of
 /// one server do not return in step. `connect()` and
 /// `connect_in_background()` refuse a zero `initial` (it would retry

@@ -141,6 +141,21 @@ impl Handshakes {
     }
 }
 
+/// Takes a handshake off the list when dropped (at the end of its
+/// thread's work, or as that thread unwinds).
+#[cfg(feature = "tls")]
+struct Listed<'a> {
+    handshakes: &'a Handshakes,
+    id: u64,
+}
+
+#[cfg(feature = "tls")]
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.handshakes.end(self.id);
+    }
+}
+
 impl Listening {
     /// Runs one accept thread on `listener`, and closes it (the last
     /// reference) when the thread returns.
@@ -275,6 +290,13 @@ impl Listening {
         let id = shaking.id;
         let spawned = self.ep.spawn("tls", move || {
             let _done = done;
+            // Listed until the thread's work is done (the connection
+            // offered or turned away), not only its handshake: the list's
+            // cap is then a cap on the threads, whatever the flood.
+            let _listed = Listed {
+                handshakes: &listening.handshakes,
+                id,
+            };
             let shaken = crate::ends::tls::accept(
                 &config,
                 stream,
@@ -283,7 +305,6 @@ impl Listening {
                 &shaking.wake,
                 &shaking.received,
             );
-            listening.handshakes.end(shaking.id);
             match shaken {
                 Ok(conn) => {
                     listening.ep.offer(Arc::new(conn), listening.takeover);

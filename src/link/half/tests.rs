@@ -47,13 +47,14 @@ fn rebinding_ignores_older_epochs_and_forgets_the_ended_connections_bytes() {
 
     half.rebind(1, Some(second.clone()));
     assert!(
-        half.serves(&first) && half.epoch() == 2,
+        half.serves(&first) && !half.serves(&second) && half.epoch() == 2,
         "an older epoch is ignored"
     );
     assert_eq!(half.buffered(), b"partial", "and nothing is forgotten");
     half.rebind(3, Some(second.clone()));
-    assert!(half.serves(&second) && half.buffered().is_empty());
+    assert!(half.serves(&second) && !half.serves(&first) && half.buffered().is_empty());
     assert!(half.release().is_some() && !half.is_bound());
+    assert!(!half.serves(&second), "a released half serves nothing");
 }
 
 /// A local close racing a read: a frame that was whole before it is

@@ -1,7 +1,8 @@
 //! The socket layer on Windows: a non-blocking socket whose waits are
 //! `WSAPoll`s that a local shutdown ends (`shutdown` alone wakes no
 //! blocked call there), and listeners that keep their port to themselves
-//! (SO_EXCLUSIVEADDRUSE, set by the crate's one `unsafe` call).
+//! (SO_EXCLUSIVEADDRUSE, set by the crate's one function with `unsafe`
+//! code).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -31,8 +32,10 @@ pub(super) fn address_use(socket: &Socket) -> io::Result<()> {
 }
 
 /// Sets SO_EXCLUSIVEADDRUSE (before `bind`, where it takes effect). The
-/// one `unsafe` of the crate: neither std, socket2 nor rustix has a setter
-/// for this option, so it is a raw `setsockopt` from `windows-sys`.
+/// crate's one function with `unsafe` code, two calls into WinSock:
+/// neither std, socket2 nor rustix has a setter for this option, so it is
+/// a raw `setsockopt` from `windows-sys`, and its error is read with
+/// `WSAGetLastError`.
 #[allow(unsafe_code)]
 fn exclusive_address_use(socket: &Socket) -> io::Result<()> {
     use std::os::windows::io::AsRawSocket;
