@@ -1,8 +1,10 @@
 //! `close()` and Drop never hang: they return within 100 ms whatever is
 //! under way on the link, a reconnecting client's connect attempt or TLS
-//! handshake included (they used to wait for the connect timeout). The
-//! connect case needs Linux (a listener whose full queue drops SYNs); the
-//! handshake case needs the `tls` feature.
+//! handshake included (they used to wait for the connect timeout), a
+//! server's TLS handshakes, and readers and writers blocked on other
+//! threads. The connect and blocked-caller cases need Linux (a listener
+//! whose full queue drops SYNs; a thread seen blocked in its socket); the
+//! handshake cases need the `tls` feature.
 #![cfg(any(
     target_os = "linux",
     all(feature = "tls", not(target_vendor = "apple"))
@@ -177,4 +179,97 @@ fn drop_returns_within_100_ms_while_a_tls_handshake_is_under_way() {
     let _server_side = until_hello(&listener);
     let took = timed(|| drop(client));
     assert!(took < PROMPT, "drop took {took:?}");
+}
+
+/// `close` (the end's own) with a reader of `link` blocked in `read_str`
+/// (nothing sent) and a writer stuck in a frame the peer does not read,
+/// each seen blocked in its socket first: it returns within 100 ms and
+/// releases both with a connection error.
+#[cfg(target_os = "linux")]
+fn closes_within_100_ms_with_a_reader_and_a_writer_blocked<L: Link + Sync>(
+    end: &str,
+    link: &L,
+    close: impl FnOnce(),
+) {
+    use support::blocked::{self, In};
+    std::thread::scope(|s| {
+        let reader = blocked::spawn(s, "read_str", In::Socket, || link.read_str());
+        let writer = blocked::spawn(s, "write", In::Socket, || link.write(&vec![b'w'; 64 << 20]));
+        let took = timed(close);
+        assert!(took < PROMPT, "{end}: close took {took:?}");
+        let read = reader.join();
+        assert!(
+            read.as_ref()
+                .is_err_and(ts_tcpip::Error::is_connection_error),
+            "{end}: {read:?}"
+        );
+        let written = writer.join();
+        assert!(
+            written
+                .as_ref()
+                .is_err_and(ts_tcpip::Error::is_connection_error),
+            "{end}: {written:?}"
+        );
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn close_returns_within_100_ms_with_a_reader_and_a_writer_blocked() {
+    let _w = watchdog(Duration::from_secs(60));
+    // The server's end, then the client's, each on a link of its own.
+    let server = OneClientServer::builder().start().expect("server");
+    let _client = Client::builder()
+        .port(server.port())
+        .connect()
+        .expect("client");
+    server.wait_connected(WAIT).expect("the server has it");
+    closes_within_100_ms_with_a_reader_and_a_writer_blocked("server", &server, || server.close());
+
+    let server = OneClientServer::builder().start().expect("server");
+    let client = Client::builder()
+        .port(server.port())
+        .connect()
+        .expect("client");
+    server.wait_connected(WAIT).expect("the server has it");
+    closes_within_100_ms_with_a_reader_and_a_writer_blocked("client", &client, || client.close());
+}
+
+/// A TLS server's `close()` and Drop with a handshake under way (a client
+/// that connected and says nothing, its handshake thread seen running):
+/// within 100 ms, the handshake's thread gone.
+#[cfg(all(target_os = "linux", feature = "tls"))]
+#[test]
+fn a_tls_servers_close_and_drop_return_within_100_ms_during_a_handshake() {
+    let _w = watchdog(Duration::from_secs(60));
+    let ca = support::pki::Ca::new("close test CA");
+    let id = ca.issue(&["localhost"]);
+    for (name, by_drop) in [("hs-close", false), ("hs-drop", true)] {
+        let comm: String = format!("tcpip-tls {name}").chars().take(15).collect();
+        let handshakes = || {
+            support::proc::thread_names()
+                .iter()
+                .filter(|n| **n == comm)
+                .count()
+        };
+        let server = OneClientServer::builder()
+            .name(name)
+            .tls(support::pki::server_config(&id, None))
+            .tls_handshake_timeout(Duration::from_secs(60))
+            .start()
+            .expect("server");
+        let _silent = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("tcp");
+        let deadline = Instant::now() + WAIT;
+        while handshakes() == 0 {
+            assert!(Instant::now() < deadline, "{name}: no handshake began");
+            std::thread::yield_now();
+        }
+        let took = if by_drop {
+            timed(|| drop(server))
+        } else {
+            timed(|| server.close())
+        };
+        assert!(took < PROMPT, "{name}: took {took:?}");
+        assert_eq!(handshakes(), 0, "{name}: its handshake thread is joined");
+    }
 }

@@ -143,6 +143,41 @@ fn a_deadline_bounds_a_read_waiting_behind_another_threads_read() {
             "within(..).read_exact(4)",
             Box::new(|| server.within(DEADLINE).read_exact(4).map(|_| ())),
         ),
+        (
+            "within(..).read(4)",
+            Box::new(|| server.within(DEADLINE).read(4).map(|_| ())),
+        ),
+        (
+            "within(..).read_line",
+            Box::new(|| server.within(DEADLINE).read_line().map(|_| ())),
+        ),
+        (
+            "within(..).read_until",
+            Box::new(|| server.within(DEADLINE).read_until(b";").map(|_| ())),
+        ),
+        (
+            "within(..).read_json",
+            Box::new(|| {
+                server
+                    .within(DEADLINE)
+                    .read_json::<serde_json::Value>()
+                    .map(|_| ())
+            }),
+        ),
+        (
+            "within(..).read_into",
+            Box::new(|| {
+                binary_struct! {
+                    #[derive(Default)]
+                    struct Four { n: u32 }
+                }
+                server.within(DEADLINE).read_into(&mut Four::default())
+            }),
+        ),
+        (
+            "within(..).read_to_end",
+            Box::new(|| server.within(DEADLINE).read_to_end().map(|_| ())),
+        ),
     ] {
         let (result, took) = timed(read);
         assert!(matches!(result, Err(Error::Timeout)), "{what}: {result:?}");
@@ -197,6 +232,35 @@ fn a_deadline_bounds_a_write_waiting_behind_a_stuck_writer() {
     let (result, took) = timed(|| server.within(Duration::ZERO).write_json(&1));
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     assert!(took < SLACK, "a write that never waits took {took:?}");
+    binary_struct! {
+        #[derive(Default)]
+        struct Four { n: u32 }
+    }
+    for (what, write) in [
+        (
+            "within(..).write",
+            Box::new(|| server.within(DEADLINE).write(b"hi")) as Box<dyn Fn() -> Result<()>>,
+        ),
+        (
+            "within(..).write_lines",
+            Box::new(|| server.within(DEADLINE).write_lines(["a\n", "b\n"])),
+        ),
+        (
+            "within(..).write_from",
+            Box::new(|| server.within(DEADLINE).write_from(&[&Four::default()])),
+        ),
+        (
+            "within(..).flush",
+            Box::new(|| server.within(DEADLINE).flush()),
+        ),
+    ] {
+        let (result, took) = timed(write);
+        assert!(matches!(result, Err(Error::Timeout)), "{what}: {result:?}");
+        assert!(
+            took >= DEADLINE && took < DEADLINE + SLACK,
+            "{what} took {took:?}"
+        );
+    }
     server.set_write_timeout(Some(DEADLINE));
     let (result, took) = timed(|| server.write_str("hi"));
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");

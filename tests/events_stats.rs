@@ -283,26 +283,41 @@ fn disconnects_are_counted_by_reason() {
     assert_eq!(by_reason(&stats), [1, 1, 0, 0, 1, 0, 0, 1], "{stats:?}");
     assert_eq!(stats.disconnects, 4);
 
+    // A handler that fails, then one that panics, on a server without a
+    // heartbeat monitor (so that a slow machine cannot end either
+    // connection for a missed heartbeat first); then a client that sends
+    // no heartbeat, on a server that watches for them.
+    let handler = |server: &OneClientReadLoopServer| match server.read_str()?.as_str() {
+        "fail" => Err(ts_tcpip::Error::invalid_argument("asked to fail")),
+        "panic" => panic!("asked to panic (a test of a panicking handler)"),
+        _ => server.handle_received_heartbeat(),
+    };
     let server = OneClientReadLoopServer::builder()
-        .heartbeat_monitor(Some(Duration::from_millis(300)))
-        .start_fn(|server| match server.read_str()?.as_str() {
-            "fail" => Err(ts_tcpip::Error::invalid_argument("asked to fail")),
-            "panic" => panic!("asked to panic (a test of a panicking handler)"),
-            _ => server.handle_received_heartbeat(),
-        })
+        .heartbeat_monitor(None)
+        .start_fn(handler)
         .expect("read-loop server");
     let events = server.events();
-    for line in [Some("fail"), Some("panic"), None] {
+    for line in ["fail", "panic"] {
         let mut peer = raw_client(&server);
         connected(&events);
-        if let Some(line) = line {
-            send_line(&mut peer, line);
-        }
+        send_line(&mut peer, line);
         next_reason(&events);
     }
     let stats = server.stats();
-    assert_eq!(by_reason(&stats), [0, 0, 1, 0, 0, 1, 1, 0], "{stats:?}");
-    assert_eq!(stats.disconnects, by_reason(&stats).iter().sum::<u64>());
+    assert_eq!(by_reason(&stats), [0, 0, 0, 0, 0, 1, 1, 0], "{stats:?}");
+    assert_eq!(stats.disconnects, 2);
+
+    let server = OneClientReadLoopServer::builder()
+        .heartbeat_monitor(Some(Duration::from_millis(300)))
+        .start_fn(handler)
+        .expect("read-loop server");
+    let events = server.events();
+    let _silent = raw_client(&server);
+    connected(&events);
+    assert_eq!(next_reason(&events), DisconnectReason::HeartbeatMissed);
+    let stats = server.stats();
+    assert_eq!(by_reason(&stats), [0, 0, 1, 0, 0, 0, 0, 0], "{stats:?}");
+    assert_eq!(stats.disconnects, 1);
 }
 
 /// `Stats` serializes as one flat object with every counter by its field
