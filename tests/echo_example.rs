@@ -483,10 +483,28 @@ mod tls {
         }
     }
 
-    fn echoes(options: &line_client::Options) -> Result<String> {
+    /// What the echo server sends back to a line client, once the server
+    /// has seen that client leave: the server serves one client at a
+    /// time, and a client that came before it had read the last one's
+    /// goodbye would be turned away.
+    fn echoes(server: &OneClientReadLoopServer, options: &line_client::Options) -> Result<String> {
+        let events = server.events();
         let client = line_client::connect(options)?;
         let mut output = Vec::new();
-        line_client::talk(&client, &b"one\ncaf\xc3\xa9\n"[..], &mut output)?;
+        let talked = line_client::talk(&client, &b"one\ncaf\xc3\xa9\n"[..], &mut output);
+        drop(client);
+        // A client refused (during the handshake, or at its first read
+        // with TLS 1.3) was never the server's.
+        talked?;
+        loop {
+            match events
+                .recv_timeout(WAIT)
+                .expect("the server sees the client leave")
+            {
+                ConnectionEvent::Disconnected { .. } => break,
+                _ => continue,
+            }
+        }
         Ok(String::from_utf8(output).expect("UTF-8"))
     }
 
@@ -498,7 +516,8 @@ mod tls {
         let port = server.port();
         // Verified for the host (an IP address in the certificate) or a name.
         for name in [None, Some("localhost")] {
-            let got = echoes(&client_options(port, &files.ca, None, name)).expect("TLS echo");
+            let got =
+                echoes(&server, &client_options(port, &files.ca, None, name)).expect("TLS echo");
             assert_eq!(got, "one\ncafé\n", "{name:?}");
         }
         // A name the certificate does not hold, a CA that did not sign it.
@@ -510,12 +529,12 @@ mod tls {
             ),
             (&files.other_ca, None, "UnknownIssuer"),
         ] {
-            let e = echoes(&client_options(port, ca, None, name)).expect_err("refused");
+            let e = echoes(&server, &client_options(port, ca, None, name)).expect_err("refused");
             assert_handshake_failed(&e, reason);
         }
         // The server kept serving.
         assert_eq!(
-            echoes(&client_options(port, &files.ca, None, None)).expect("still serving"),
+            echoes(&server, &client_options(port, &files.ca, None, None)).expect("still serving"),
             "one\ncafé\n"
         );
         server.close();
@@ -529,16 +548,19 @@ mod tls {
         let port = server.port();
         let with = |id| client_options(port, &files.ca, id, Some("localhost"));
         assert_eq!(
-            echoes(&with(Some(&files.client))).expect("mTLS"),
+            echoes(&server, &with(Some(&files.client))).expect("mTLS"),
             "one\ncafé\n"
         );
         // Refused during the handshake or, with TLS 1.3, at the first read.
-        assert_refused_by_mutual_tls(&echoes(&with(None)).expect_err("no client certificate"));
         assert_refused_by_mutual_tls(
-            &echoes(&with(Some(&files.other_client))).expect_err("a certificate from another CA"),
+            &echoes(&server, &with(None)).expect_err("no client certificate"),
+        );
+        assert_refused_by_mutual_tls(
+            &echoes(&server, &with(Some(&files.other_client)))
+                .expect_err("a certificate from another CA"),
         );
         assert_eq!(
-            echoes(&with(Some(&files.client))).expect("still serving"),
+            echoes(&server, &with(Some(&files.client))).expect("still serving"),
             "one\ncafé\n"
         );
         server.close();

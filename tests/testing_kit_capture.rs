@@ -272,6 +272,33 @@ fn kept_timing_keeps_the_captured_pause_before_a_reply() {
     peer.finish().unwrap();
 }
 
+/// Compressed timing drops the captured pauses: a reply captured 5 s
+/// after its request comes at once.
+#[test]
+fn compressed_timing_drops_the_captured_pause_before_a_reply() {
+    let _w = watchdog(Duration::from_secs(30));
+    let capture: Capture = "0.100000 1 > ping\\r\\n\n5.100000 1 < pong\\r\\n\n"
+        .parse()
+        .unwrap();
+    let peer = ScriptedPeer::replay_server(&capture, Timing::Compressed)
+        .start()
+        .unwrap();
+    let mut program = raw_connect(peer.addr());
+    program.set_read_timeout(Some(WAIT)).unwrap();
+    let asked = Instant::now();
+    program.write_all(b"ping\r\n").unwrap();
+    let mut reply = [0u8; 6];
+    program.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"pong\r\n");
+    // A generous bound, far below the captured pause.
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    peer.finish().unwrap();
+}
+
 #[test]
 fn a_replayed_client_drives_a_server_under_test() {
     let _w = watchdog(Duration::from_secs(30));

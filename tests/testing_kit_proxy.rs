@@ -154,25 +154,43 @@ fn jitter_varies_the_delay_around_the_latency_and_keeps_the_order() {
     let mut rig = rig(|p| {
         p.to_client().latency(latency).jitter(jitter);
     });
-    let mut expected = Vec::new();
-    let mut sent = Instant::now();
-    for i in 0..20u8 {
-        // Separate chunks, each with its own share of jitter.
+    // Separate chunks, each with its own share of jitter, 2 ms apart; the
+    // reader takes each byte as it comes and notes when.
+    const CHUNKS: u8 = 20;
+    let reader = {
+        let mut program = rig.program.try_clone().unwrap();
+        std::thread::spawn(move || {
+            (0..CHUNKS)
+                .map(|_| (read_n(&mut program, 1)[0], Instant::now()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut sent = Vec::new();
+    for i in 0..CHUNKS {
+        sent.push(Instant::now());
         rig.server.write_all(&[i]).unwrap();
-        expected.push(i);
-        if i == 0 {
-            sent = Instant::now();
-        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let first = read_n(&mut rig.program, 1);
-    assert!(
-        sent.elapsed() >= latency - jitter - SLACK,
-        "{:?}",
-        sent.elapsed()
+    let arrived = reader.join().unwrap();
+    let bytes: Vec<u8> = arrived.iter().map(|(b, _)| *b).collect();
+    assert_eq!(
+        bytes,
+        (0..CHUNKS).collect::<Vec<_>>(),
+        "bytes never overtake"
     );
-    let rest = read_n(&mut rig.program, 19);
-    assert_eq!([first, rest].concat(), expected, "bytes never overtake");
+    let delays: Vec<Duration> = arrived
+        .iter()
+        .zip(&sent)
+        .map(|((_, at), sent)| at.duration_since(*sent))
+        .collect();
+    let (least, most) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+    // Each at least the latency less the jitter; spread by the jitter (a
+    // later chunk may wait for an earlier, slower one, never overtake it).
+    assert!(*least >= latency - jitter - SLACK, "{delays:?}");
+    assert!(
+        *most - *least >= jitter / 4,
+        "every chunk delayed alike: {delays:?}"
+    );
 }
 
 #[test]
