@@ -204,6 +204,25 @@ fn a_late_reply_is_a_mismatch_at_its_deadline() {
     assert_eq!(failure.not_run, ["3 send_line(\"next\")"]);
 }
 
+/// An expectation given no deadline has the default, 5 s
+/// (`testing::DEFAULT_DEADLINE`): it gives up then, and says so.
+#[test]
+fn an_expectation_without_a_deadline_gives_up_after_the_default() {
+    let _w = watchdog(Duration::from_secs(30));
+    assert_eq!(ts_tcpip::testing::DEFAULT_DEADLINE, Duration::from_secs(5));
+    let peer = ScriptedPeer::server().expect_line("pong").start().unwrap();
+    // Counted from before the connection, so from before the step began.
+    let started = Instant::now();
+    let _silent = client_of(&peer);
+    let failure = failure(peer);
+    let took = started.elapsed();
+    assert_eq!(failure.mismatches[0].expected, "\"pong\\r\\n\" within 5s");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(5) + WAIT,
+        "gave up after {took:?}"
+    );
+}
+
 #[test]
 fn a_missed_deadline_closes_the_connection_so_the_program_is_not_left_waiting() {
     let _w = watchdog(Duration::from_secs(30));
