@@ -53,8 +53,9 @@ pub enum DisconnectReason {
     /// [`Builder::dead_peer_timeout`](crate::builder::Builder::dead_peer_timeout)),
     /// without a word from it (powered off, cable pulled, host frozen).
     PeerUnresponsive,
-    /// The connection broke: reset, broken pipe, keepalive failure. The
-    /// error that ended it.
+    /// The connection broke for another reason than a silent peer (which
+    /// is [`PeerUnresponsive`](Self::PeerUnresponsive)): a reset, a broken
+    /// pipe, a TLS error. The error that ended it.
     Error(Arc<Error>),
     /// The read-loop handler returned this error, so the client was
     /// closed.
