@@ -264,3 +264,28 @@ fn the_memory_of_a_huge_frame_is_given_back_and_an_ordinary_ones_kept() {
     let kept = half.state.scratch.capacity();
     assert!((60 * 1024..=64 * 1024).contains(&kept), "{kept}");
 }
+
+/// The rest of a huge frame cut short is given back once it has gone, as
+/// a huge frame's buffer is: the write half keeps no megabytes for a
+/// frame it has finished.
+#[test]
+fn the_rest_of_a_huge_frame_cut_short_is_given_back_once_sent() {
+    let _w = watchdog(WAIT);
+    let (mut half, codec, mut peer) = stalled();
+    const HUGE: usize = 1 << 20;
+    let cut = half.write(&codec, Deadline::Now, |buf, _| {
+        buf.resize(HUGE, b'x');
+        Ok(())
+    });
+    assert!(matches!(cut, Err(Error::WritePending(_))), "{cut:?}");
+    assert!(half.state.tail.capacity() > HUGE / 2, "the rest is kept");
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0u8; HUGE];
+        peer.read_exact(&mut got).expect("read everything");
+    });
+    half.flush(soon()).expect("flushed");
+    reader.join().expect("reader");
+    assert!(half.state.tail.is_empty());
+    let kept = half.state.tail.capacity();
+    assert!(kept <= 64 * 1024, "{kept} bytes kept after the rest went");
+}
