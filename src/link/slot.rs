@@ -23,6 +23,10 @@ pub(crate) struct Slot<C> {
     /// waiting before they act (counted under the lock the wait releases).
     #[cfg(test)]
     waiting: std::sync::atomic::AtomicUsize,
+    /// Waits begun so far, for tests that must know a waiter has come
+    /// back to wait after a change.
+    #[cfg(test)]
+    waits: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) struct State<C> {
@@ -47,6 +51,8 @@ impl<C> Default for Slot<C> {
             changed: Condvar::new(),
             #[cfg(test)]
             waiting: Default::default(),
+            #[cfg(test)]
+            waits: Default::default(),
         }
     }
 }
@@ -165,7 +171,10 @@ impl<C> Slot<C> {
         deadline: Option<Instant>,
     ) -> bool {
         #[cfg(test)]
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            self.waits.fetch_add(1, Ordering::SeqCst);
+        }
         let timed_out = match deadline {
             Some(deadline) => self.changed.wait_until(state, deadline).timed_out(),
             None => {
@@ -282,6 +291,33 @@ mod tests {
         assert!(slot.lock().remove(&a));
         assert!(!slot.is_current(at) && !slot.is_connected());
         assert!(!slot.lock().remove(&a), "removed once");
+    }
+
+    /// A change that leaves the slot empty and open (a connection came and
+    /// went before the waiter looked) is no answer: `wait_connected` waits
+    /// on, and reports the next connection.
+    #[test]
+    fn wait_connected_waits_on_through_a_connection_that_came_and_went() {
+        let _w = watchdog(WAIT);
+        let slot = Slot::<u32>::default();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| slot.wait_connected(LONG));
+            until_waiting(&slot, 1);
+            let begun = slot.waits.load(Ordering::SeqCst);
+            {
+                let mut state = slot.lock();
+                let gone = Arc::new(1);
+                state.install(gone.clone());
+                assert!(state.remove(&gone));
+            }
+            // The waiter woke to an empty slot: it waits again (or, wrongly,
+            // returns).
+            while slot.waits.load(Ordering::SeqCst) == begun && !waiter.is_finished() {
+                thread::yield_now();
+            }
+            slot.lock().install(Arc::new(2));
+            assert_eq!(waiter.join().expect("waiter"), Waited::Connected);
+        });
     }
 
     #[test]
