@@ -118,3 +118,31 @@ fn a_reconnect_loop_warns_once_per_cause_and_tells_when_it_recovers() {
     assert!(record.starts_with("INFO "), "{record}");
     client.close();
 }
+
+/// `close()` is idempotent: a second close (and the Drop after it) does
+/// nothing, so the end says it is closing once.
+#[test]
+fn a_second_close_does_nothing_and_is_not_logged() {
+    let _w = watchdog(Duration::from_secs(30));
+    init_log();
+    let name = "closes-twice";
+    let server = OneClientServer::builder()
+        .name(name)
+        .start()
+        .expect("server");
+    let client = Client::builder()
+        .name("closes-twice-client")
+        .port(server.port())
+        .connect()
+        .expect("client");
+    for _ in 0..2 {
+        server.close();
+        client.close();
+    }
+    drop(server);
+    drop(client);
+    for end in [name, "closes-twice-client"] {
+        let closing = logs_with(&[&format!("({end}): closing")]);
+        assert_eq!(closing.len(), 1, "{end}: {closing:#?}");
+    }
+}
