@@ -333,14 +333,21 @@ fn b10_a_blocked_tls_writer_does_not_stop_the_reader_and_b09_close_releases_both
 /// A write over TLS cut short by its deadline keeps the link: the frame
 /// the socket had no room for is `WritePending`, its records wait in the
 /// transport and go out first once the peer reads, and the peer finds
-/// every frame whole and in order, the cut one included.
+/// every frame whole and in order, the cut one included. Large frames are
+/// cut while their plaintext is taken; small ones are taken whole and cut
+/// while their records wait for the socket.
 #[test]
 fn a_tls_write_cut_short_by_its_deadline_is_finished_by_the_next_write() {
     let _w = watchdog(Duration::from_secs(60));
+    for frame_len in [256 * 1024, 4 * 1024] {
+        cut_tls_write(frame_len);
+    }
+}
+
+fn cut_tls_write(frame_len: usize) {
     let pki = pki();
     let (server, client) = pair(&pki, tls_server(&pki, false), false);
-    const FRAME: usize = 256 * 1024;
-    let frame = |i: usize| vec![b'a' + (i % 26) as u8; FRAME];
+    let frame = |i: usize| vec![b'a' + (i % 26) as u8; frame_len];
     // The client reads nothing: the server writes until a frame is cut.
     // A frame none of which went out (the buffers full to the byte when
     // it began) is `Timeout`: the client then takes one frame to make
@@ -354,16 +361,26 @@ fn a_tls_write_cut_short_by_its_deadline_is_finished_by_the_next_write() {
         {
             Ok(()) => sent += 1,
             Err(Error::WritePending(_)) => break sent,
-            Err(Error::Timeout) => early.push(client.within(WAIT).read_exact(FRAME).expect("room")),
-            Err(e) => panic!("frame {sent}: expected Ok or WritePending, got {e:?}"),
+            Err(Error::Timeout) => {
+                early.push(client.within(WAIT).read_exact(frame_len).expect("room"))
+            }
+            Err(e) => panic!("{frame_len}: frame {sent}: expected Ok or WritePending, got {e:?}"),
         }
-        assert!(sent < 1000, "the peer's buffers never filled");
+        assert!(sent < 100_000, "the peer's buffers never filled");
     };
     assert!(server.connected(), "a cut write keeps the link");
+    // While the peer reads nothing, a flush that never waits sends what
+    // it can and times out: the link stays, the rest still kept.
+    let flushed = server.within(Duration::ZERO).flush();
+    assert!(
+        matches!(flushed, Err(Error::Timeout)),
+        "{frame_len}: {flushed:?}"
+    );
+    assert!(server.connected(), "a flush that timed out keeps the link");
     thread::scope(|s| {
         let reader = s.spawn(|| {
             (early.len()..=pending + 1)
-                .map(|_| client.within(WAIT).read_exact(FRAME))
+                .map(|_| client.within(WAIT).read_exact(frame_len))
                 .collect::<ts_tcpip::Result<Vec<_>>>()
         });
         // The next write sends the rest of the cut frame first.
@@ -375,9 +392,26 @@ fn a_tls_write_cut_short_by_its_deadline_is_finished_by_the_next_write() {
         let frames: Vec<_> = early.iter().chain(&rest).collect();
         assert_eq!(frames.len(), pending + 2);
         for (i, got) in frames.into_iter().enumerate() {
-            assert!(*got == frame(i), "frame {i} arrived damaged");
+            assert!(*got == frame(i), "{frame_len}: frame {i} arrived damaged");
         }
     });
+    // Cut again, then the peer goes with bytes unread (a reset): the rest
+    // can never go, and a flush says the connection is lost, not that
+    // time ran out.
+    let mut n = 0;
+    while !matches!(
+        server.within(Duration::from_millis(100)).write(&frame(n)),
+        Err(Error::WritePending(_))
+    ) {
+        n += 1;
+        assert!(n < 100_000, "the peer's buffers never filled");
+    }
+    client.close();
+    let flushed = server.within(WAIT).flush();
+    assert!(
+        flushed.as_ref().is_err_and(Error::is_connection_error),
+        "{frame_len}: {flushed:?}"
+    );
 }
 
 /// Concurrent writes over TLS never interleave: ten threads write 256 KiB
