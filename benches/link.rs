@@ -257,22 +257,10 @@ fn ts_pair(encoding: Encoding) -> Pair<Ts<Client>, Ts<OneClientServer>> {
 /// `ts_tcpip` both ways with no monitor: what the monitor costs a busy
 /// link, beside the default.
 fn ts_pair_unmonitored() -> Pair<Ts<Client>, Ts<OneClientServer>> {
-    let server = OneClientServer::builder()
-        .host(LOCALHOST_IPV4)
-        .port(0)
-        .monitor_connection_interval(Duration::ZERO)
-        .start()
-        .expect("server start");
-    let client = Client::builder()
-        .host(LOCALHOST_IPV4)
-        .port(server.port())
-        .monitor_connection_interval(Duration::ZERO)
-        .connect()
-        .expect("client connect");
-    server
-        .wait_connected(Duration::from_secs(5))
-        .expect("server sees the client");
-    Pair::new(Ts(client), Ts(server))
+    connected(
+        OneClientServer::builder().monitor_connection_interval(Duration::ZERO),
+        Client::builder().monitor_connection_interval(Duration::ZERO),
+    )
 }
 
 /// `ts_tcpip` both ways, JSON written in `style`, NaN read if `non_finite`.
@@ -281,20 +269,32 @@ fn ts_json_pair(
     style: JsonStyle,
     non_finite: bool,
 ) -> Pair<Ts<Client>, Ts<OneClientServer>> {
-    let server = OneClientServer::builder()
+    connected(
+        OneClientServer::builder()
+            .encoding(encoding)
+            .json_style(style)
+            .json_non_finite(non_finite),
+        Client::builder()
+            .encoding(encoding)
+            .json_style(style)
+            .json_non_finite(non_finite),
+    )
+}
+
+/// A server from `server` on a loopback port and a client from `client`
+/// connected to it, the server's accept done.
+fn connected(
+    server: ServerBuilder,
+    client: ClientBuilder,
+) -> Pair<Ts<Client>, Ts<OneClientServer>> {
+    let server = server
         .host(LOCALHOST_IPV4)
         .port(0)
-        .encoding(encoding)
-        .json_style(style)
-        .json_non_finite(non_finite)
         .start()
         .expect("server start");
-    let client = Client::builder()
+    let client = client
         .host(LOCALHOST_IPV4)
         .port(server.port())
-        .encoding(encoding)
-        .json_style(style)
-        .json_non_finite(non_finite)
         .connect()
         .expect("client connect");
     server
