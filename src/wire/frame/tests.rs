@@ -236,3 +236,14 @@ fn reads_of_some_bytes_or_to_the_end_are_not_frames() {
         assert!(!bytes.is_frame(), "{bytes:?}");
     }
 }
+
+/// End of file after a frame was taken from the same buffer: the error
+/// holds only the bytes after that frame.
+#[test]
+fn end_of_file_after_a_frame_holds_only_the_bytes_after_it() {
+    let mut reader = FrameReader::default();
+    let mut src = Cursor::new(b"a\nbc".to_vec());
+    assert_eq!(reader.read_until(&mut src, b"\n", 100).unwrap(), b"a\n");
+    let err = reader.read_until(&mut src, b"\n", 100).unwrap_err();
+    assert_eq!(err.partial(), Some(&b"bc"[..]), "{err:?}");
+}
