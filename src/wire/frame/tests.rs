@@ -247,3 +247,50 @@ fn end_of_file_after_a_frame_holds_only_the_bytes_after_it() {
     let err = reader.read_until(&mut src, b"\n", 100).unwrap_err();
     assert_eq!(err.partial(), Some(&b"bc"[..]), "{err:?}");
 }
+
+/// A read of more than a chunk, after a frame was taken from the same
+/// buffer, returns exactly the bytes that follow that frame.
+#[test]
+fn a_large_read_exact_after_a_frame_returns_the_bytes_after_it() {
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let mut src = Cursor::new([&b"a\n"[..], &body].concat());
+    let mut reader = FrameReader::default();
+    assert_eq!(reader.read_until(&mut src, b"\n", 100).unwrap(), b"a\n");
+    assert!(reader.buffered().len() < body.len(), "part still to read");
+    assert_eq!(reader.read_exact(&mut src, body.len()).unwrap(), body);
+}
+
+/// A source that gives its chunks one read at a time, with an
+/// `Interrupted` error between them (a signal during a system call).
+struct Interrupting(VecDeque<Vec<u8>>, bool);
+
+impl Read for Interrupting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.1 = !self.1;
+        if !self.1 {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let Some(mut chunk) = self.0.pop_front() else {
+            return Ok(0);
+        };
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            self.0.push_front(chunk.split_off(n));
+        }
+        Ok(n)
+    }
+}
+
+/// A read interrupted by a signal is tried again, in a small read and in
+/// a large one that reads past the buffer.
+#[test]
+fn an_interrupted_read_is_tried_again() {
+    for len in [100, 40_000] {
+        let body: Vec<u8> = (0..len as u32).map(|i| (i % 251) as u8).collect();
+        let halves = vec![body[..len / 2].to_vec(), body[len / 2..].to_vec()];
+        let mut src = Interrupting(halves.into(), false);
+        let mut reader = FrameReader::default();
+        assert_eq!(reader.read_exact(&mut src, len).unwrap(), body, "{len}");
+    }
+}
