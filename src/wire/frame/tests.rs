@@ -294,3 +294,17 @@ fn an_interrupted_read_is_tried_again() {
         assert_eq!(reader.read_exact(&mut src, len).unwrap(), body, "{len}");
     }
 }
+
+/// A read of up to 0 bytes returns nothing at once: it does not read the
+/// source (which could block).
+#[test]
+fn a_read_of_nothing_does_not_read_the_source() {
+    let mut reader = FrameReader::default();
+    let mut blocking = Chunks::new(&[None, Some(b"later")]);
+    assert_eq!(reader.read_some(&mut blocking, 0).unwrap(), b"");
+    assert_eq!(
+        reader.read_some(&mut blocking, 10).unwrap_err().to_string(),
+        Error::Timeout.to_string()
+    );
+    assert_eq!(reader.read_some(&mut blocking, 10).unwrap(), b"later");
+}
