@@ -308,3 +308,64 @@ fn a_read_of_nothing_does_not_read_the_source() {
     );
     assert_eq!(reader.read_some(&mut blocking, 10).unwrap(), b"later");
 }
+
+/// The buffer neither grows with the stream nor shrinks the reads:
+/// lines arriving in pieces that cut them elsewhere (1,009-byte lines,
+/// 997-byte pieces: the two line up once in a megabyte) are read through
+/// a buffer that stays within a couple of chunks, its unread tail moved
+/// to the front as it fills, with one read per piece (a full buffer left
+/// unmoved would be read into a byte at a time).
+#[test]
+fn the_buffer_does_not_grow_with_the_stream_nor_shrink_the_reads() {
+    let line = |i: usize| {
+        let mut line = format!("line {i:05} ").into_bytes();
+        line.resize(1008, b'x');
+        line.push(b'\n');
+        line
+    };
+    let data: Vec<u8> = (0..2_000).flat_map(line).collect();
+    let pieces: Vec<Option<&[u8]>> = data.chunks(997).map(Some).collect();
+    let mut src = Counted(Chunks::new(&pieces), 0);
+    let mut reader = FrameReader::default();
+    for i in 0..2_000 {
+        assert_eq!(reader.read_until(&mut src, b"\n", 2_000).unwrap(), line(i));
+        assert!(
+            reader.buf.len() <= 2 * CHUNK,
+            "line {i}: {} bytes",
+            reader.buf.len()
+        );
+    }
+    assert!(
+        src.1 <= pieces.len() + 1,
+        "{} reads for {} pieces",
+        src.1,
+        pieces.len()
+    );
+}
+
+/// A source that counts the reads made of it.
+struct Counted<R>(R, usize);
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.1 += 1;
+        self.0.read(buf)
+    }
+}
+
+/// An endless line grows the buffer to about the read limit, no further.
+#[test]
+fn an_endless_line_grows_the_buffer_to_about_the_limit() {
+    for limit in [100, 100_000] {
+        let mut reader = FrameReader::default();
+        let mut endless = std::io::repeat(b'x');
+        let err = reader.read_until(&mut endless, b"\n", limit).unwrap_err();
+        assert!(matches!(err, Error::LimitOverrun(_)), "{err:?}");
+        let bound = (limit + 1).max(CHUNK) + 1;
+        assert!(
+            reader.buf.len() <= bound,
+            "{limit}: {} bytes",
+            reader.buf.len()
+        );
+    }
+}
