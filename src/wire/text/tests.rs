@@ -159,3 +159,16 @@ fn round_trip_every_encoding_on_representable_text() {
         assert_eq!(e.to_string().parse::<Encoding>().expect("name"), e);
     }
 }
+
+/// A UTF-32 unit that is no code point is told apart from a surrogate,
+/// each with Python's reason.
+#[test]
+fn utf32_tells_a_surrogate_from_a_code_point_out_of_range() {
+    for (code, reason) in [
+        (0xD800u32, "code point in surrogate code point range"),
+        (0x11_0000, "code point not in range(0x110000)"),
+    ] {
+        let err = Encoding::Utf32Le.decode(&code.to_le_bytes()).unwrap_err();
+        assert!(err.to_string().contains(reason), "{code:#x}: {err}");
+    }
+}
